@@ -1,0 +1,172 @@
+"""Settings: built once from the environment (``GUARDSTREAM_*``), then passed around frozen.
+
+This is the only module that reads ``os.environ``. Every value has a default
+that works with the embedded broker and docker-compose.yml; the CLI overrides
+single values with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from streams.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "BatchConfig",
+    "EngineConfig",
+    "FailPolicy",
+    "KafkaConfig",
+    "PolicyConfig",
+    "RetryConfig",
+    "Settings",
+    "TelemetryConfig",
+    "TopicNames",
+]
+
+ENV_PREFIX = "GUARDSTREAM_"
+DEFAULT_MODEL = "yueliu1999/GuardReasoner-1B"
+
+
+class FailPolicy(StrEnum):
+    """What happens to an event whose verdict cannot be decided (engine error, unparsed output)."""
+
+    FAIL_CLOSED = "fail_closed"  # block + alert + archive, marked
+    FAIL_OPEN = "fail_open"  # archive only, marked
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopicNames:
+    events: str = "chat.events"
+    block: str = "moderation.block"
+    alerts: str = "moderation.alerts"
+    archive: str = "moderation.archive"
+    dlq: str = "moderation.dlq"
+
+    def outputs(self) -> tuple[str, ...]:
+        return (self.block, self.alerts, self.archive, self.dlq)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KafkaConfig:
+    bootstrap: str = "127.0.0.1:9092"
+    group_id: str = "guardstream"
+    client_id: str = "guardstream"
+    partitions: int = 8
+    replication_factor: int = 1
+    session_timeout_s: float = 30.0
+    heartbeat_interval_s: float = 3.0
+    request_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchConfig:
+    """How the agent groups events: up to ``max_size`` or ``max_wait_s``, whichever first.
+
+    ``max_in_flight`` bounds the events taken from Kafka but not yet published
+    (several batches can be with the engine at once, so it never idles on a
+    batch's slowest request).
+    """
+
+    max_size: int = 64
+    max_wait_s: float = 0.05
+    max_in_flight: int = 256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineConfig:
+    """Which engine, and how it samples (as GuardReasoner was evaluated: greedy)."""
+
+    spec: str = f"vllm:{DEFAULT_MODEL}"
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    timeout_s: float = 120.0
+    max_model_len: int = 4096
+    max_concurrency: int = 64
+    priority: int = 0
+    gpu_memory_utilization: float = 0.85
+    served_model_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryConfig:
+    """Engine retries: ``attempts`` tries in all, exponential backoff between them."""
+
+    attempts: int = 3
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicyConfig:
+    fail_policy: FailPolicy = FailPolicy.FAIL_CLOSED
+    max_event_bytes: int = 256 * 1024
+    max_text_chars: int = 32_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetryConfig:
+    metrics_port: int = 0  # 0: no HTTP endpoint
+    metrics_host: str = "127.0.0.1"
+    capture_content: bool = False  # put chat text / reasoning on spans
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    topics: TopicNames = field(default_factory=TopicNames)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read ``GUARDSTREAM_<GROUP>_<FIELD>`` variables, e.g. ``GUARDSTREAM_KAFKA_BOOTSTRAP``.
+
+        Unknown ``GUARDSTREAM_`` variables are an error (a typo must not pass silently).
+        """
+        env = os.environ if environ is None else environ
+        groups: dict[str, Any] = {}
+        known: set[str] = set()
+        for group in fields(cls):
+            default = getattr(cls(), group.name)
+            changes: dict[str, Any] = {}
+            for f in fields(default):
+                key = f"{ENV_PREFIX}{group.name}_{f.name}".upper()
+                known.add(key)
+                if key in env:
+                    changes[f.name] = _coerce(key, env[key], getattr(default, f.name))
+            groups[group.name] = replace(default, **changes)
+        unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+        return cls(**groups)
+
+
+T = TypeVar("T")
+
+
+def _coerce(key: str, raw: str, default: Any) -> Any:
+    try:
+        if isinstance(default, StrEnum):
+            return type(default)(raw.strip().lower())
+        if isinstance(default, bool):
+            if raw.strip().lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.strip().lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{key}={raw!r} is not a valid {type(default).__name__}") from exc
+    return raw or None if default is None else raw

@@ -1,0 +1,81 @@
+"""The engine protocol: one prompt in, one raw GuardReasoner output out.
+
+Every engine (in-process vLLM, a remote vLLM server, transformers, recorded
+playback, test fakes) implements :class:`GuardEngine`. The pipeline submits all
+prompts of a batch concurrently, one ``generate`` call each, so engines with
+continuous batching (vLLM) batch them themselves and slow requests never hold
+up fast ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["GenerateOptions", "Generation", "GuardEngine"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerateOptions:
+    """Per-request sampling. Defaults are how GuardReasoner was evaluated (greedy)."""
+
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    priority: int = 0  # lower runs first (vLLM's convention); replays use a higher number
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Generation:
+    """One raw output and what it cost.
+
+    ``finish_reason`` is ``"stop"`` (the model ended), ``"length"`` (hit
+    ``max_tokens``), ``"repetition"`` (stopped by the runaway guard) or
+    ``None`` when the engine does not know (recorded playback).
+    """
+
+    text: str
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason in {"length", "repetition"}
+
+
+@runtime_checkable
+class GuardEngine(Protocol):
+    """What the pipeline needs from a guard engine."""
+
+    @property
+    def name(self) -> str:
+        """Engine kind and target, e.g. ``vllm:/models/GuardReasoner-1B`` (for logs and verdicts)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """Model id reported on verdicts."""
+        ...
+
+    async def start(self) -> None:
+        """Load weights / open connections. Idempotent. Raises ``EngineUnavailable`` or ``ModelNotFound``."""
+        ...
+
+    async def generate(self, prompt: str, options: GenerateOptions) -> Generation:
+        """Generate for one prompt. Safe to call concurrently.
+
+        Raises an :class:`~streams.errors.EngineError` subclass on failure;
+        ``EngineRejected`` means retrying cannot help.
+        """
+        ...
+
+    async def ready(self) -> bool:
+        """Cheap readiness probe (for health endpoints)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the engine. Idempotent."""
+        ...

@@ -1,0 +1,106 @@
+"""Plays back recorded GuardReasoner outputs by exact prompt string.
+
+Reads every ``generated_predictions.jsonl`` under a folder (the format of
+``shared/guardreasoner/predictions``: ``{"prompt", "label", "predict"}`` per
+line). Two *different* recordings of the same prompt under one folder are
+never resolved by picking one: asking for such a prompt fails with an error
+that names both files (XSTest's two sets share prompts but come from separate
+runs; point the engine at one dataset folder instead). Used for evaluation,
+replays and tests; it runs no model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from streams.engines.base import GenerateOptions, Generation
+from streams.errors import ConfigError, EngineRejected
+
+__all__ = ["RECORDING_FILE", "RecordedEngine", "Recordings", "load_recordings"]
+
+RECORDING_FILE = "generated_predictions.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Recordings:
+    outputs: dict[str, str]  # prompt -> output
+    conflicts: dict[str, str]  # prompt -> description of the conflicting files
+
+
+def load_recordings(root: Path) -> Recordings:
+    """Every recording under ``root`` (a file or a folder)."""
+    files = [root] if root.is_file() else sorted(root.rglob(RECORDING_FILE))
+    if not files:
+        raise ConfigError(f"no {RECORDING_FILE} found under {root}")
+    table: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    conflicts: dict[str, str] = {}
+    for path in files:
+        with path.open("rb") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = orjson.loads(line)
+                    prompt, output = record["prompt"], record["predict"]
+                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise ConfigError(f"{path}:{lineno}: not a recording ({exc})") from exc
+                where = f"{path}:{lineno}"
+                if prompt in table and table[prompt] != output:
+                    conflicts[prompt] = f"{origin[prompt]} and {where}"
+                table[prompt] = output
+                origin[prompt] = where
+    return Recordings(table, conflicts)
+
+
+class RecordedEngine:
+    """Engine that answers with recorded real model outputs (unknown prompt → ``EngineRejected``)."""
+
+    def __init__(self, root: Path, *, model: str | None = None) -> None:
+        self._root = root
+        self._model = model or f"recorded:{root.name}"
+        self._table: Recordings | None = None
+
+    @property
+    def name(self) -> str:
+        return f"recorded:{self._root}"
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def start(self) -> None:
+        await self._loaded()
+
+    async def _loaded(self) -> Recordings:
+        if self._table is None:
+            self._table = await asyncio.to_thread(load_recordings, self._root)
+        return self._table
+
+    async def generate(self, prompt: str, options: GenerateOptions) -> Generation:
+        started = time.perf_counter()
+        table = await self._loaded()
+        if prompt in table.conflicts:
+            raise EngineRejected(
+                f"conflicting recordings of this prompt in {table.conflicts[prompt]};"
+                " point the recorded engine at one dataset folder"
+            )
+        try:
+            text = table.outputs[prompt]
+        except KeyError:
+            raise EngineRejected(f"no recording for this prompt under {self._root}") from None
+        return Generation(text=text, model=self._model, latency_s=time.perf_counter() - started)
+
+    async def ready(self) -> bool:
+        return self._table is not None
+
+    async def aclose(self) -> None:
+        self._table = None
+
+    def __len__(self) -> int:
+        return len(self._table.outputs) if self._table else 0

@@ -1,0 +1,54 @@
+"""Engine specs: ``KIND:TARGET`` strings from the CLI or ``GUARDSTREAM_ENGINE_SPEC``.
+
+=====================  ==================================================
+``vllm:MODEL``         in-process vLLM ``AsyncLLM`` (MODEL: folder or hub id)
+``openai:URL``         a vLLM OpenAI-compatible server, e.g. ``openai:http://vllm:8000``
+``transformers:MODEL`` plain transformers ``generate`` (slow path, no vLLM)
+``recorded:DIR``       recorded real outputs, matched by exact prompt
+=====================  ==================================================
+
+Heavy imports (vllm, torch, httpx) happen only for the kind asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streams.config import EngineConfig
+from streams.engines.base import GuardEngine
+from streams.errors import ConfigError
+
+__all__ = ["ENGINE_KINDS", "create_engine", "split_spec"]
+
+ENGINE_KINDS = ("vllm", "openai", "transformers", "recorded")
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    kind, sep, target = spec.partition(":")
+    if not sep or not target or kind not in ENGINE_KINDS:
+        raise ConfigError(
+            f"engine spec {spec!r} must be one of {', '.join(k + ':...' for k in ENGINE_KINDS)}"
+        )
+    return kind, target
+
+
+def create_engine(config: EngineConfig) -> GuardEngine:
+    kind, target = split_spec(config.spec)
+    if kind == "recorded":
+        from streams.engines.recorded import RecordedEngine
+
+        path = Path(target)
+        if not path.exists():
+            raise ConfigError(f"recorded engine: {path} does not exist")
+        return RecordedEngine(path)
+    if kind == "vllm":
+        from streams.engines.vllm import VllmEngine
+
+        return VllmEngine(target, config=config)
+    if kind == "openai":
+        from streams.engines.openai import OpenAIEngine
+
+        return OpenAIEngine(target, config=config)
+    from streams.engines.transformers import TransformersEngine
+
+    return TransformersEngine(target, config=config)

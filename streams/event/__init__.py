@@ -1,0 +1,7 @@
+"""Chat events: the input contract (topic ``chat.events``) and its strict decoder."""
+
+from __future__ import annotations
+
+from streams.event.model import ChatEvent, EventLimits, decode_event, encode_event
+
+__all__ = ["ChatEvent", "EventLimits", "decode_event", "encode_event"]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from streams.config import FailPolicy, Settings
+from streams.errors import ConfigError
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.topics.events == "chat.events"
+    assert settings.policy.fail_policy is FailPolicy.FAIL_CLOSED
+    assert settings.engine.spec.startswith("vllm:")
+
+
+def test_env_overrides_are_typed() -> None:
+    settings = Settings.from_env(
+        {
+            "GUARDSTREAM_KAFKA_BOOTSTRAP": "kafka:9092",
+            "GUARDSTREAM_BATCH_MAX_SIZE": "128",
+            "GUARDSTREAM_BATCH_MAX_WAIT_S": "0.2",
+            "GUARDSTREAM_POLICY_FAIL_POLICY": "FAIL_OPEN",
+            "GUARDSTREAM_TELEMETRY_CAPTURE_CONTENT": "yes",
+            "GUARDSTREAM_ENGINE_SERVED_MODEL_NAME": "gr-1b",
+        }
+    )
+    assert settings.kafka.bootstrap == "kafka:9092"
+    assert settings.batch.max_size == 128
+    assert settings.batch.max_wait_s == 0.2
+    assert settings.policy.fail_policy is FailPolicy.FAIL_OPEN
+    assert settings.telemetry.capture_content is True
+    assert settings.engine.served_model_name == "gr-1b"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GUARDSTREAM_BATCH_MAX_SIZE": "many"}, "not a valid int"),
+        ({"GUARDSTREAM_POLICY_FAIL_POLICY": "sometimes"}, "not a valid FailPolicy"),
+        ({"GUARDSTREAM_KAFKA_BOOTSTRAPP": "x"}, "unknown settings"),
+    ],
+)
+def test_bad_values_are_errors(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
