@@ -24,7 +24,6 @@ __all__ = ["main"]
 logger = logging.getLogger("streams.cli")
 
 
-
 def _engine_flags(p: argparse.ArgumentParser, *, default_help: str) -> None:
     p.add_argument("--engine", help=f"engine spec KIND:TARGET ({default_help})")
     p.add_argument("--max-tokens", type=int, help="generation cap per verdict")
@@ -65,6 +64,126 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _kafka(settings: Settings, bootstrap: str | None) -> Settings:
+    if bootstrap:
+        settings = replace(settings, kafka=replace(settings.kafka, bootstrap=bootstrap))
+    return settings
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
+
+
+def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
+    """Create topics, load the engine, run the Faust worker until stopped."""
+    from streams.app import GuardWorker, create_app
+    from streams.engines import create_engine
+    from streams.topics import ensure_topics
+
+    loop = _new_loop()
+    loop.run_until_complete(ensure_topics(settings.kafka, settings.topics))
+    engine = create_engine(settings.engine)
+    app = create_app(settings, engine)
+    worker = GuardWorker(app, engine, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _kafka(settings, args.bootstrap)
+    settings = replace(settings, engine=_engine_config(args, settings))
+    return run_worker(settings, loglevel="debug" if args.verbose else "info")
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(host=args.host, port=args.port).start()
+    print(f"embedded broker (memory only) listening on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+    try:
+        return broker.wait()
+    finally:
+        broker.stop()
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import EmbeddedBroker
+    from streams.engines import preflight
+
+    settings = replace(settings, engine=_engine_config(args, settings))
+    preflight(settings.engine)  # a missing model fails here, before anything starts
+    broker = None
+    if not args.bootstrap:
+        broker = EmbeddedBroker(host="127.0.0.1", port=args.port).start()
+        settings = _kafka(settings, broker.bootstrap).for_embedded_broker()
+    else:
+        settings = _kafka(settings, args.bootstrap)
+    bootstrap = settings.kafka.bootstrap
+    topics = settings.topics
+    print(
+        f"GuardStream on {bootstrap}{' (embedded broker, memory only)' if broker else ''}\n"
+        f"  engine : {settings.engine.spec}\n"
+        f"  send   : guardstream send --bootstrap {bootstrap} events.jsonl   (topic {topics.events})\n"
+        f"  watch  : guardstream tail --bootstrap {bootstrap} {topics.archive}\n"
+        f"           ({topics.block}, {topics.alerts}, {topics.dlq})",
+        flush=True,
+    )
+    try:
+        return run_worker(settings, loglevel="debug" if args.verbose else "info")
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.client import send_lines
+
+    settings = _kafka(settings, args.bootstrap)
+    if args.file == "-":
+        lines = list(sys.stdin.buffer)
+    else:
+        lines = Path(args.file).read_bytes().splitlines()
+    topic = args.topic or settings.topics.events
+    count = asyncio.run(send_lines(settings.kafka.bootstrap, topic, lines))
+    print(f"sent {count} event(s) to {topic}", file=sys.stderr)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.client import read_topic
+
+    settings = _kafka(settings, args.bootstrap)
+
+    async def run() -> None:
+        async for record in read_topic(
+            settings.kafka.bootstrap, args.topic, max_records=args.max, idle_timeout_s=args.idle_timeout
+        ):
+            value = record.value
+            try:
+                text = orjson.dumps(orjson.loads(value), option=orjson.OPT_INDENT_2).decode()
+            except (orjson.JSONDecodeError, TypeError):
+                text = repr(value)
+            if args.compact:
+                text = value.decode(errors="replace")
+            print(
+                text if args.compact else f"# {record.topic}[{record.partition}]@{record.offset}\n{text}",
+                flush=True,
+            )
+
+    asyncio.run(run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="guardstream", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -78,6 +197,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--through-kafka", action="store_true", help="send samples through a broker and a worker")
     p.add_argument("--bootstrap", help="with --through-kafka: use this broker instead of an embedded one")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("up", help="the main job: embedded broker (unless --bootstrap) + topics + worker")
+    p.add_argument("--bootstrap", help="use this Kafka cluster instead of starting the embedded broker")
+    p.add_argument("--port", type=int, default=9092, help="embedded broker port (default 9092)")
+    _engine_flags(p, default_help="default: GuardReasoner-1B through in-process vLLM")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("worker", help="run a moderation worker against a Kafka cluster")
+    p.add_argument("--bootstrap", help="HOST:PORT[,HOST:PORT] (default GUARDSTREAM_KAFKA_BOOTSTRAP)")
+    _engine_flags(p, default_help="default GUARDSTREAM_ENGINE_SPEC")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("broker", help="run the embedded broker in the foreground (memory only)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("send", help="send JSONL chat events (file or - for stdin)")
+    p.add_argument("file", nargs="?", default="-")
+    p.add_argument("--bootstrap")
+    p.add_argument("--topic", help="default: the events topic")
+    p.set_defaults(func=cmd_send)
+
+    p = sub.add_parser("tail", help="print a topic's records from the beginning, following")
+    p.add_argument("topic")
+    p.add_argument("--bootstrap")
+    p.add_argument("--max", type=int, help="stop after N records")
+    p.add_argument("--idle-timeout", type=float, help="stop when nothing arrives for this many seconds")
+    p.add_argument("--compact", action="store_true", help="one JSON document per line")
+    p.set_defaults(func=cmd_tail)
     return parser
 
 

@@ -149,6 +149,23 @@ class Settings:
             raise ConfigError(f"unknown settings: {', '.join(unknown)}")
         return cls(**groups)
 
+    def to_env(self) -> dict[str, str]:
+        """The ``GUARDSTREAM_*`` variables that rebuild these settings (for child processes)."""
+        env: dict[str, str] = {}
+        for group in fields(self):
+            value = getattr(self, group.name)
+            for f in fields(value):
+                item = getattr(value, f.name)
+                if item is not None:
+                    env[f"{ENV_PREFIX}{group.name}_{f.name}".upper()] = (
+                        str(item).lower() if isinstance(item, bool) else str(item)
+                    )
+        return env
+
+    def for_embedded_broker(self) -> Settings:
+        """Tansu makes the first member of a new group wait session_timeout/2: keep it short."""
+        return replace(self, kafka=replace(self.kafka, session_timeout_s=6.0, heartbeat_interval_s=1.0))
+
 
 T = TypeVar("T")
 

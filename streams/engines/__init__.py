@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from streams.engines.base import GenerateOptions, Generation, GuardEngine
-from streams.engines.spec import ENGINE_KINDS, create_engine
+from streams.engines.spec import ENGINE_KINDS, create_engine, preflight
 
-__all__ = ["ENGINE_KINDS", "GenerateOptions", "Generation", "GuardEngine", "create_engine"]
+__all__ = ["ENGINE_KINDS", "GenerateOptions", "Generation", "GuardEngine", "create_engine", "preflight"]

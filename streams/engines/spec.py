@@ -18,7 +18,7 @@ from streams.config import EngineConfig
 from streams.engines.base import GuardEngine
 from streams.errors import ConfigError
 
-__all__ = ["ENGINE_KINDS", "create_engine", "split_spec"]
+__all__ = ["ENGINE_KINDS", "create_engine", "preflight", "split_spec"]
 
 ENGINE_KINDS = ("vllm", "openai", "transformers", "recorded")
 
@@ -52,3 +52,14 @@ def create_engine(config: EngineConfig) -> GuardEngine:
     from streams.engines.transformers import TransformersEngine
 
     return TransformersEngine(target, config=config)
+
+
+def preflight(config: EngineConfig) -> None:
+    """Fail fast, before a broker or worker starts, when the engine cannot possibly run."""
+    kind, target = split_spec(config.spec)
+    if kind in {"vllm", "transformers"}:
+        from streams.engines.models import resolve_model
+
+        resolve_model(target, engine_kind=kind)
+    elif kind == "recorded" and not Path(target).exists():
+        raise ConfigError(f"recorded engine: {target} does not exist")

@@ -1,0 +1,157 @@
+"""The moderation agent: ``chat.events`` → batches → engine → verdicts → block/alert/archive (+ DLQ).
+
+Flow for each batch taken from the stream (``noack_take``: nothing is acked
+by Faust itself):
+
+1. decode every record; a record that breaks the contract becomes a DLQ record,
+2. moderate the valid events (all prompts to the engine at once, with retries),
+3. publish every output record and wait for the broker's acks,
+4. only then ack the input events, so their offsets can be committed.
+
+Several batches are in flight at once (``BatchConfig.max_in_flight`` events),
+so the engine keeps busy while a batch's slowest request finishes. Faust
+commits only contiguous acked offsets, so out-of-order completion is safe.
+A crash anywhere before step 4 re-delivers the batch (at-least-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+
+from streams.config import Settings
+from streams.engines.base import GuardEngine
+from streams.errors import ContractError, PublishError
+from streams.event import ChatEvent, EventLimits, decode_event
+from streams.pipeline import ModerationPolicy, moderate
+from streams.sinks import OutputRecord, Publisher, dlq_record, records_for
+
+__all__ = ["BatchModerator", "InputRecord"]
+
+logger = logging.getLogger(__name__)
+
+Ack = Callable[[Any], Awaitable[Any]]
+Fatal = Callable[[BaseException], Awaitable[None]]
+
+_PUBLISH_ATTEMPTS = 3
+
+
+class InputRecord:
+    """The parts of a consumed Kafka message the moderator needs (adapts faust's Event)."""
+
+    __slots__ = ("handle", "headers", "key", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(self, handle: Any) -> None:
+        message = handle.message
+        self.handle = handle
+        self.key: bytes | None = message.key
+        self.value: bytes | None = message.value
+        self.topic: str = message.topic
+        self.partition: int = message.partition
+        self.offset: int = message.offset
+        self.timestamp: float | None = message.timestamp
+        self.headers: Any = message.headers
+
+
+class BatchModerator:
+    """Moderates batches concurrently, bounded by an in-flight window."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: GuardEngine,
+        publisher: Publisher,
+        ack: Ack,
+        on_fatal: Fatal,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._publisher = publisher
+        self._ack = ack
+        self._on_fatal = on_fatal
+        self._policy = ModerationPolicy.from_settings(settings)
+        self._limits = EventLimits(
+            max_event_bytes=settings.policy.max_event_bytes, max_text_chars=settings.policy.max_text_chars
+        )
+        batches = max(1, math.ceil(settings.batch.max_in_flight / max(1, settings.batch.max_size)))
+        self._slots = asyncio.Semaphore(batches)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, batch: Sequence[InputRecord]) -> None:
+        """Start moderating ``batch``; waits while the in-flight window is full."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for in-flight batches (at shutdown); what does not finish is re-delivered later."""
+        if self._tasks:
+            logger.info("draining in_flight_batches=%d timeout_s=%.0f", len(self._tasks), timeout_s)
+            await asyncio.wait(list(self._tasks), timeout=timeout_s)
+
+    async def _run(self, batch: Sequence[InputRecord]) -> None:
+        try:
+            records = await self.process(batch)
+            await self._publish(records)
+            for item in batch:
+                await self._ack(item.handle)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # not input-related: the worker must restart, nothing is acked
+            logger.exception("batch failed, stopping the worker batch_size=%d", len(batch))
+            await self._on_fatal(exc)
+        finally:
+            self._slots.release()
+
+    def decode(self, batch: Sequence[InputRecord]) -> tuple[list[ChatEvent], list[OutputRecord]]:
+        events: list[ChatEvent] = []
+        dead: list[OutputRecord] = []
+        for item in batch:
+            try:
+                events.append(decode_event(item.value, self._limits))
+            except ContractError as exc:
+                logger.warning(
+                    'dead-letter topic="%s" partition=%d offset=%d reason="%s"',
+                    item.topic,
+                    item.partition,
+                    item.offset,
+                    exc.reason,
+                )
+                record = dlq_record(
+                    exc,
+                    key=item.key,
+                    value=item.value,
+                    topic=item.topic,
+                    partition=item.partition,
+                    offset=item.offset,
+                    timestamp=item.timestamp,
+                )
+                dead.append(OutputRecord(self._settings.topics.dlq, item.key, orjson.dumps(record), []))
+        return events, dead
+
+    async def process(self, batch: Sequence[InputRecord]) -> list[OutputRecord]:
+        events, records = self.decode(batch)
+        verdicts = await moderate(events, self._engine, self._policy)
+        for verdict in verdicts:
+            records.extend(records_for(verdict, self._settings.topics))
+        return records
+
+    async def _publish(self, records: Sequence[OutputRecord]) -> None:
+        delay = 0.5
+        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
+            try:
+                await self._publisher.publish(records)
+                return
+            except PublishError as exc:
+                if attempt == _PUBLISH_ATTEMPTS:
+                    raise
+                logger.warning('publish failed, retrying attempt=%d error="%s"', attempt, exc)
+                await asyncio.sleep(delay)
+                delay *= 2

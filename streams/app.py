@@ -1,0 +1,88 @@
+"""The Faust application: topic declarations, the moderation agent and the worker.
+
+Nothing here runs at import time: vLLM's engine process re-imports modules,
+and the app is only built by :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from streams.agents import BatchModerator, InputRecord
+from streams.config import Settings
+from streams.engines.base import GuardEngine
+from streams.sinks import Publisher
+
+__all__ = ["READY_LOG", "GuardWorker", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TIMEOUT_S = 60.0
+READY_LOG = "guardstream assigned"
+
+
+def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
+    kafka = settings.kafka
+    app = faust.App(
+        kafka.group_id,
+        broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
+        broker_client_id=kafka.client_id,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_heartbeat_interval=kafka.heartbeat_interval_s,
+        broker_request_timeout=kafka.request_timeout_s,
+        producer_acks=-1,
+        autodiscover=False,
+    )
+    events_topic = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        logger.info("%s partitions=%d", READY_LOG, len(assigned))
+
+    @app.agent(events_topic, name="guardstream.moderate")
+    async def moderate_events(stream: Any) -> None:
+        moderator = BatchModerator(
+            settings=settings,
+            engine=engine,
+            publisher=Publisher(app.producer),
+            ack=stream.ack,
+            on_fatal=app.crash,
+        )
+        try:
+            async for batch in stream.noack_take(settings.batch.max_size, within=settings.batch.max_wait_s):
+                await moderator.submit([InputRecord(event) for event in batch])
+        finally:
+            await moderator.drain(DRAIN_TIMEOUT_S)
+
+    return app
+
+
+class GuardWorker(faust.Worker):
+    """Faust worker that loads the engine before joining the group and closes it last."""
+
+    def __init__(self, app: faust.App, engine: GuardEngine, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._engine = engine
+
+    async def on_first_start(self) -> None:
+        logger.info('starting engine engine="%s"', self._engine.name)
+        await self._engine.start()
+        await super().on_first_start()
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        await self._engine.aclose()
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust's start-up spinner sets the root logger to DEBUG, which makes every
+        # debug call on the hot path build a record. No spinner, no DEBUG.
+        return None

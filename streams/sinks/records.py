@@ -1,0 +1,111 @@
+"""The JSON published on each output topic (schemas in ``schemas/``; contract-tested).
+
+Every record carries ``event_id``: delivery is at-least-once, so consumers
+dedupe on it. Records are keyed by ``conversation_id`` (DLQ: the input's key).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from streams.errors import ContractError
+from streams.parse import Harm
+from streams.verdict import SCHEMA_VERSION, Outcome, Verdict
+
+__all__ = ["alert_record", "archive_record", "block_record", "dlq_record", "short_reason"]
+
+_REASON_CHARS = 280
+
+
+def _targets(verdict: Verdict) -> list[str]:
+    targets = []
+    if verdict.request is Harm.HARMFUL:
+        targets.append("request")
+    if verdict.response is Harm.HARMFUL:
+        targets.append("response")
+    if not targets:  # fail-closed on an unreadable verdict: hide what was checked
+        targets = ["request", "response"] if verdict.has_response else ["request"]
+    return targets
+
+
+def short_reason(verdict: Verdict) -> str:
+    """One line a moderator or end user can read: the deciding task's last reasoning step."""
+    if verdict.outcome is Outcome.ENGINE_ERROR:
+        return f"guard engine unavailable ({verdict.error or 'error'}); blocked by fail-closed policy"
+    if verdict.outcome is Outcome.UNPARSED:
+        status = verdict.status.value if verdict.status else "unparsed"
+        return f"guard output unreadable ({status}); blocked by fail-closed policy"
+    task = 3 if verdict.response is Harm.HARMFUL and verdict.request is not Harm.HARMFUL else 1
+    steps = next((r.steps for r in verdict.reasoning if r.task == task and r.steps), ())
+    text = (
+        " ".join(steps[-1].split()) if steps else f"{'response' if task == 3 else 'request'} judged harmful"
+    )
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
+
+
+def _base(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": verdict.event_id,
+        "conversation_id": verdict.conversation_id,
+        "user_id": verdict.user_id,
+    }
+
+
+def block_record(verdict: Verdict) -> dict[str, Any]:
+    return {
+        **_base(verdict),
+        "action": "block",
+        "targets": _targets(verdict),
+        "outcome": verdict.outcome.value,
+        "reason": short_reason(verdict),
+        "model": verdict.model,
+        "moderated_at": verdict.moderated_at,
+    }
+
+
+def alert_record(verdict: Verdict) -> dict[str, Any]:
+    if verdict.outcome is Outcome.HARMFUL:
+        category = "harmful_response" if verdict.response is Harm.HARMFUL else "harmful_request"
+        severity = "high"
+    else:
+        category, severity = "guard_failure", "medium"
+    return {
+        **_base(verdict),
+        "category": category,
+        "severity": severity,
+        "outcome": verdict.outcome.value,
+        "status": verdict.status.value if verdict.status else None,
+        "answers": verdict.to_dict()["answers"],
+        "reason": short_reason(verdict),
+        "model": verdict.model,
+        "event_timestamp": verdict.event_timestamp,
+        "moderated_at": verdict.moderated_at,
+    }
+
+
+def archive_record(verdict: Verdict) -> dict[str, Any]:
+    return verdict.to_dict()
+
+
+def dlq_record(
+    error: ContractError,
+    *,
+    key: bytes | None,
+    value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp: float | None,
+) -> dict[str, Any]:
+    """Bad input, with its original bytes (base64) and where it came from."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "error": {"reason": error.reason, "message": error.message},
+        "source": {"topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp},
+        "key_b64": base64.b64encode(key).decode() if key is not None else None,
+        "value_b64": base64.b64encode(value).decode() if value is not None else None,
+        "failed_at": time.time(),
+    }
