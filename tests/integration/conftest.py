@@ -1,0 +1,105 @@
+"""Integration fixtures: a real Tansu broker, real worker processes, unique topics per test."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.app import READY_LOG
+from streams.broker import EmbeddedBroker
+from streams.client import read_topic, send_lines
+from streams.config import BatchConfig, RetryConfig, Settings, TopicNames
+from streams.event import ChatEvent, encode_event
+from streams.process import WorkerProcess
+from streams.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker(log_path=tmp_path_factory.mktemp("broker") / "tansu.log") as running:
+        yield running
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def settings_factory(broker: EmbeddedBroker) -> SettingsFactory:
+    def make(*, engine: str, **groups: Any) -> Settings:
+        run = uuid.uuid4().hex[:8]
+        base = Settings.from_env({}).for_embedded_broker()
+        settings = replace(
+            base,
+            kafka=replace(base.kafka, bootstrap=broker.bootstrap, group_id=f"test-{run}", partitions=4),
+            topics=TopicNames(
+                events=f"events-{run}", block=f"block-{run}", alerts=f"alerts-{run}",
+                archive=f"archive-{run}", dlq=f"dlq-{run}",
+            ),
+            engine=replace(base.engine, spec=engine, timeout_s=30.0),
+            batch=BatchConfig(max_size=16, max_wait_s=0.05, max_in_flight=64),
+            retry=RetryConfig(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5),
+        )
+        settings = replace(settings, **groups)
+        asyncio.run(ensure_topics(settings.kafka, settings.topics))
+        return settings
+
+    return make
+
+
+WorkerFactory = Callable[..., WorkerProcess]
+
+
+@pytest.fixture
+def worker_factory(tmp_path: Path) -> Iterator[WorkerFactory]:
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, *, wait: bool = True, timeout_s: float = 120.0, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(settings, log_path=tmp_path / f"worker-{len(started)}.log", extra_env=env).start()
+        started.append(worker)
+        if wait:
+            worker.wait_for_log(READY_LOG, timeout_s)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def make_events(n: int, *, prefix: str = "e", request: str = "hello", response: str | None = None) -> list[ChatEvent]:
+    now = time.time()
+    return [ChatEvent(f"{prefix}{i}", f"c{i % 7}", "u1", now, request, response) for i in range(n)]
+
+
+def send(settings: Settings, payloads: Sequence[bytes | ChatEvent]) -> None:
+    lines = [p if isinstance(p, bytes) else encode_event(p) for p in payloads]
+    asyncio.run(send_lines(settings.kafka.bootstrap, settings.topics.events, lines))
+
+
+def collect(settings: Settings, topic: str, *, count: int | None = None, idle_s: float = 3.0,
+            timeout_s: float = 90.0) -> list[dict[str, Any]]:
+    """Records of ``topic`` (decoded JSON): until ``count`` arrived, else until idle for ``idle_s``."""
+
+    async def run() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        async for record in read_topic(
+            settings.kafka.bootstrap, topic, max_records=count, idle_timeout_s=None if count else idle_s
+        ):
+            out.append({"value": orjson.loads(record.value), "key": record.key,
+                        "headers": dict(record.headers)})
+        return out
+
+    return asyncio.run(asyncio.wait_for(run(), timeout_s))
+
+
+def archive_ids(records: Sequence[dict[str, Any]]) -> set[str]:
+    return {r["value"]["event_id"] for r in records}
