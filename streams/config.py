@@ -91,6 +91,9 @@ class EngineConfig:
     priority: int = 0
     gpu_memory_utilization: float = 0.85
     served_model_name: str | None = None
+    enforce_eager: bool = False  # True: no CUDA graphs / torch.compile (faster start, slower decode)
+    block_size: int = 0  # KV block size; 0: vLLM's default on GPU, 32 on CPU (prefix caching needs full blocks)
+    max_num_seqs: int = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
