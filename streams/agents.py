@@ -19,17 +19,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
+from opentelemetry.trace import Span
 
+from streams import metrics, telemetry
 from streams.config import Settings
 from streams.engines.base import GuardEngine
 from streams.errors import ContractError, PublishError
 from streams.event import ChatEvent, EventLimits, decode_event
-from streams.pipeline import ModerationPolicy, moderate
+from streams.pipeline import ModerationPolicy, moderate_one
 from streams.sinks import OutputRecord, Publisher, dlq_record, records_for
+from streams.verdict import Verdict
 
 __all__ = ["BatchModerator", "InputRecord"]
 
@@ -97,25 +101,35 @@ class BatchModerator:
             await asyncio.wait(list(self._tasks), timeout=timeout_s)
 
     async def _run(self, batch: Sequence[InputRecord]) -> None:
+        metrics.IN_FLIGHT.inc(len(batch))
         try:
-            records = await self.process(batch)
-            await self._publish(records)
+            records, spans = await self.process(batch)
+            try:
+                await self._publish(records)
+            finally:
+                for span in spans:
+                    span.end()
             for item in batch:
                 await self._ack(item.handle)
+            self._count(records)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # not input-related: the worker must restart, nothing is acked
             logger.exception("batch failed, stopping the worker batch_size=%d", len(batch))
             await self._on_fatal(exc)
         finally:
+            metrics.IN_FLIGHT.dec(len(batch))
             self._slots.release()
 
-    def decode(self, batch: Sequence[InputRecord]) -> tuple[list[ChatEvent], list[OutputRecord]]:
-        events: list[ChatEvent] = []
+    def decode(
+        self, batch: Sequence[InputRecord]
+    ) -> tuple[list[tuple[InputRecord, ChatEvent]], list[OutputRecord]]:
+        """Valid events (with their input record), and DLQ records for the rest."""
+        events: list[tuple[InputRecord, ChatEvent]] = []
         dead: list[OutputRecord] = []
         for item in batch:
             try:
-                events.append(decode_event(item.value, self._limits))
+                events.append((item, decode_event(item.value, self._limits)))
             except ContractError as exc:
                 logger.warning(
                     'dead-letter topic="%s" partition=%d offset=%d reason="%s"',
@@ -124,6 +138,7 @@ class BatchModerator:
                     item.offset,
                     exc.reason,
                 )
+                metrics.DEAD_LETTERS.labels(exc.reason).inc()
                 record = dlq_record(
                     exc,
                     key=item.key,
@@ -133,15 +148,69 @@ class BatchModerator:
                     offset=item.offset,
                     timestamp=item.timestamp,
                 )
-                dead.append(OutputRecord(self._settings.topics.dlq, item.key, orjson.dumps(record), []))
+                dead.append(
+                    OutputRecord(
+                        self._settings.topics.dlq,
+                        item.key,
+                        orjson.dumps(record),
+                        telemetry.passthrough_headers(item.headers),
+                    )
+                )
         return events, dead
 
-    async def process(self, batch: Sequence[InputRecord]) -> list[OutputRecord]:
+    async def process(self, batch: Sequence[InputRecord]) -> tuple[list[OutputRecord], list[Span]]:
+        """Output records for a batch (DLQ records first), and the send spans to end once published."""
+        metrics.EVENTS.inc(len(batch))
+        metrics.BATCH_SIZE.observe(len(batch))
         events, records = self.decode(batch)
-        verdicts = await moderate(events, self._engine, self._policy)
-        for verdict in verdicts:
-            records.extend(records_for(verdict, self._settings.topics))
-        return records
+        spans: list[Span] = []
+        for outputs, sends in await asyncio.gather(*(self._moderate(item, event) for item, event in events)):
+            records.extend(outputs)
+            spans.extend(sends)
+        return records, spans
+
+    async def _moderate(self, item: InputRecord, event: ChatEvent) -> tuple[list[OutputRecord], list[Span]]:
+        with telemetry.process_span(
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+            group=self._settings.kafka.group_id,
+            event_id=event.id,
+            headers=item.headers,
+        ) as span:
+            verdict = await moderate_one(event, self._engine, self._policy)
+            self._observe(verdict)
+            if span is None:
+                return records_for(
+                    verdict, self._settings.topics, telemetry.passthrough_headers(item.headers)
+                ), []
+            records = records_for(verdict, self._settings.topics)
+            sends = [telemetry.send_span(r.topic, event.id) for r in records]
+            traced = [
+                OutputRecord(r.topic, r.key, r.value, [*r.headers, *telemetry.inject(s)])
+                for r, s in zip(records, sends, strict=True)
+                if s is not None
+            ]
+            return traced, [s for s in sends if s is not None]
+
+    @staticmethod
+    def _observe(verdict: Verdict) -> None:
+        metrics.ENGINE_LATENCY.observe(verdict.timings.engine_ms / 1000)
+        if verdict.error:
+            metrics.ENGINE_ERRORS.labels(verdict.error.split(":", 1)[0]).inc()
+        if verdict.prompt_tokens is not None:
+            metrics.TOKENS.labels("prompt").observe(verdict.prompt_tokens)
+        if verdict.completion_tokens is not None:
+            metrics.TOKENS.labels("completion").observe(verdict.completion_tokens)
+
+    def _count(self, records: Sequence[OutputRecord]) -> None:
+        now = time.time()
+        archive = self._settings.topics.archive
+        for record in records:
+            if record.topic == archive:
+                verdict = orjson.loads(record.value)
+                metrics.VERDICTS.labels(verdict["outcome"]).inc()
+                metrics.END_TO_END.observe(max(0.0, now - verdict["event_timestamp"]))
 
     async def _publish(self, records: Sequence[OutputRecord]) -> None:
         delay = 0.5

@@ -14,9 +14,10 @@ import faust
 from streams.agents import BatchModerator, InputRecord
 from streams.config import Settings
 from streams.engines.base import GuardEngine
+from streams.health import HealthServer, broker_reachable
 from streams.sinks import Publisher
 
-__all__ = ["READY_LOG", "GuardWorker", "create_app"]
+__all__ = ["READY_LOG", "GuardWorker", "create_app", "health_server"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,14 +67,32 @@ def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
     return app
 
 
-class GuardWorker(faust.Worker):
-    """Faust worker that loads the engine before joining the group and closes it last."""
+def health_server(settings: Settings, engine: GuardEngine) -> HealthServer:
+    async def broker() -> bool:
+        return await broker_reachable(settings.kafka.bootstrap)
 
-    def __init__(self, app: faust.App, engine: GuardEngine, **kwargs: Any) -> None:
+    return HealthServer(
+        host=settings.telemetry.http_host,
+        port=settings.telemetry.http_port,
+        checks={"engine": engine.ready, "broker": broker},
+    )
+
+
+class GuardWorker(faust.Worker):
+    """Faust worker that loads the engine before joining the group and closes it last.
+
+    With ``telemetry.http_port`` set it also serves /metrics, /healthz and /readyz
+    (up before the engine loads, so a slow model load shows as "not ready").
+    """
+
+    def __init__(self, app: faust.App, engine: GuardEngine, settings: Settings, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self._engine = engine
+        self._health = health_server(settings, engine) if settings.telemetry.http_port else None
 
     async def on_first_start(self) -> None:
+        if self._health is not None:
+            await self._health.start()
         logger.info('starting engine engine="%s"', self._engine.name)
         await self._engine.start()
         await super().on_first_start()
@@ -81,6 +100,8 @@ class GuardWorker(faust.Worker):
     async def on_shutdown(self) -> None:
         await super().on_shutdown()
         await self._engine.aclose()
+        if self._health is not None:
+            await self._health.stop()
 
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         # Faust's start-up spinner sets the root logger to DEBUG, which makes every

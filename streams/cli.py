@@ -83,24 +83,35 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     """Create topics, load the engine, run the Faust worker until stopped."""
+    from streams import telemetry
     from streams.app import GuardWorker, create_app
     from streams.engines import create_engine
     from streams.topics import ensure_topics
 
     loop = _new_loop()
     loop.run_until_complete(ensure_topics(settings.kafka, settings.topics))
+    tel = settings.telemetry
+    telemetry.setup_tracing(
+        tel.traces_exporter, service_name=tel.service_name, capture_content=tel.capture_content
+    )
     engine = create_engine(settings.engine)
     app = create_app(settings, engine)
-    worker = GuardWorker(app, engine, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = GuardWorker(
+        app, engine, settings, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False
+    )
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        telemetry.shutdown_tracing()
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     settings = _kafka(settings, args.bootstrap)
+    if args.http_port is not None:
+        settings = replace(settings, telemetry=replace(settings.telemetry, http_port=args.http_port))
     settings = replace(settings, engine=_engine_config(args, settings))
     return run_worker(settings, loglevel="debug" if args.verbose else "info")
 
@@ -153,8 +164,15 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         lines = list(sys.stdin.buffer)
     else:
         lines = Path(args.file).read_bytes().splitlines()
+    from streams import telemetry
+
     topic = args.topic or settings.topics.events
-    count = asyncio.run(send_lines(settings.kafka.bootstrap, topic, lines))
+    tel = settings.telemetry
+    telemetry.setup_tracing(tel.traces_exporter, service_name=f"{tel.service_name}-send")
+    try:
+        count = asyncio.run(send_lines(settings.kafka.bootstrap, topic, lines, trace=True))
+    finally:
+        telemetry.shutdown_tracing()
     print(f"sent {count} event(s) to {topic}", file=sys.stderr)
     return 0
 
@@ -206,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run a moderation worker against a Kafka cluster")
     p.add_argument("--bootstrap", help="HOST:PORT[,HOST:PORT] (default GUARDSTREAM_KAFKA_BOOTSTRAP)")
+    p.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz on this port")
     _engine_flags(p, default_help="default GUARDSTREAM_ENGINE_SPEC")
     p.set_defaults(func=cmd_worker)
 

@@ -11,6 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
+from streams import telemetry
 from streams.errors import BrokerError
 
 __all__ = ["event_key", "read_topic", "send_lines"]
@@ -31,11 +32,12 @@ async def send_lines(
     topic: str,
     lines: Iterable[bytes],
     *,
-    headers: list[tuple[str, bytes]] | None = None,
+    trace: bool = False,
 ) -> int:
     """Produce each non-empty line as one record (keyed by its conversation id); returns the count.
 
     Lines are sent as they are, so malformed input reaches the service (and its DLQ).
+    ``trace``: start a trace per record and send its ``traceparent`` header.
     """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
@@ -44,11 +46,18 @@ async def send_lines(
         raise BrokerError(f"cannot reach a Kafka broker at {bootstrap} ({exc})") from exc
     try:
         futures = []
+        spans = []
         for raw in lines:
             line = raw.rstrip(b"\r\n")
-            if line.strip():
-                futures.append(await producer.send(topic, line, key=event_key(line), headers=headers))
+            if not line.strip():
+                continue
+            headers, span = telemetry.new_trace_headers(topic) if trace else (None, None)
+            futures.append(await producer.send(topic, line, key=event_key(line), headers=headers))
+            if span is not None:
+                spans.append(span)
         await asyncio.gather(*futures)
+        for span in spans:
+            span.end()
         return len(futures)
     finally:
         await producer.stop()

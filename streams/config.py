@@ -92,7 +92,9 @@ class EngineConfig:
     gpu_memory_utilization: float = 0.85
     served_model_name: str | None = None
     enforce_eager: bool = False  # True: no CUDA graphs / torch.compile (faster start, slower decode)
-    block_size: int = 0  # KV block size; 0: vLLM's default on GPU, 32 on CPU (prefix caching needs full blocks)
+    block_size: int = (
+        0  # KV block size; 0: vLLM's default on GPU, 32 on CPU (prefix caching needs full blocks)
+    )
     max_num_seqs: int = 256
 
 
@@ -114,8 +116,17 @@ class PolicyConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TelemetryConfig:
-    metrics_port: int = 0  # 0: no HTTP endpoint
-    metrics_host: str = "127.0.0.1"
+    """Tracing and the metrics/health endpoint.
+
+    ``traces_exporter`` defaults to the standard ``OTEL_TRACES_EXPORTER``
+    (``otlp``, ``console`` or ``none``); the OTLP exporter reads the other
+    standard ``OTEL_EXPORTER_OTLP_*`` variables itself.
+    """
+
+    http_port: int = 0  # 0: no /metrics, /healthz, /readyz endpoint
+    http_host: str = "127.0.0.1"
+    traces_exporter: str = "none"
+    service_name: str = "guardstream"
     capture_content: bool = False  # put chat text / reasoning on spans
 
 
@@ -150,6 +161,12 @@ class Settings:
         unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known)
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+        telemetry = groups["telemetry"]
+        standard = {"traces_exporter": "OTEL_TRACES_EXPORTER", "service_name": "OTEL_SERVICE_NAME"}
+        for name, var in standard.items():
+            if var in env and f"{ENV_PREFIX}TELEMETRY_{name}".upper() not in env:
+                telemetry = replace(telemetry, **{name: env[var]})
+        groups["telemetry"] = telemetry
         return cls(**groups)
 
     def to_env(self) -> dict[str, str]:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from streams import telemetry
 from streams.config import FailPolicy, RetryConfig, Settings
 from streams.engines.base import GenerateOptions, Generation, GuardEngine
 from streams.errors import EngineError, EngineOverloaded, EngineTimeout
@@ -154,7 +155,37 @@ async def moderate_one(
 ) -> Verdict:
     picked_up = clock()
     started = time.perf_counter()
-    result, attempts = await generate_with_retry(engine, build_prompt(event.request, event.response), policy)
+    prompt = build_prompt(event.request, event.response)
+    options = policy.options
+    with telemetry.engine_span(
+        engine=engine.name,
+        model=engine.model,
+        max_tokens=options.max_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        prompt=prompt,
+    ) as span:
+        result, attempts = await generate_with_retry(engine, prompt, policy)
+        if span is not None:
+            if isinstance(result, EngineError):
+                telemetry.record_generation(
+                    span,
+                    model=engine.model,
+                    prompt_tokens=None,
+                    completion_tokens=None,
+                    finish_reason=None,
+                    text="",
+                    error=result,
+                )
+            else:
+                telemetry.record_generation(
+                    span,
+                    model=result.model,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    finish_reason=result.finish_reason,
+                    text=result.text,
+                )
     return to_verdict(
         event,
         result,

@@ -47,7 +47,8 @@ class OpenAIEngine:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             limits = httpx.Limits(
-                max_connections=self._config.max_concurrency, max_keepalive_connections=self._config.max_concurrency
+                max_connections=self._config.max_concurrency,
+                max_keepalive_connections=self._config.max_concurrency,
             )
             timeout = httpx.Timeout(self._config.timeout_s, connect=5.0)
             self._client = httpx.AsyncClient(base_url=self._base, limits=limits, timeout=timeout)
@@ -60,8 +61,9 @@ class OpenAIEngine:
             try:
                 await self._discover()
             except EngineUnavailable as exc:
-                logger.warning('model discovery failed, will retry on first request url="%s" error="%s"',
-                               self._base, exc)
+                logger.warning(
+                    'model discovery failed, will retry on first request url="%s" error="%s"', self._base, exc
+                )
 
     async def _discover(self) -> str:
         data = await self._get_json("/v1/models")
@@ -107,7 +109,9 @@ class OpenAIEngine:
             try:
                 return await self._stream(body, model, started)
             except httpx.TimeoutException as exc:
-                raise EngineTimeout(f"no answer from {self._base} within {self._config.timeout_s:g}s") from exc
+                raise EngineTimeout(
+                    f"no answer from {self._base} within {self._config.timeout_s:g}s"
+                ) from exc
             except httpx.TransportError as exc:
                 raise EngineUnavailable(f"cannot reach {self._base}: {exc!r}") from exc
 
@@ -115,8 +119,12 @@ class OpenAIEngine:
         watch = RunawayWatch()
         finish: str | None = None
         usage: dict[str, Any] = {}
-        async with self._http().stream("POST", "/v1/completions", content=orjson.dumps(body),
-                                       headers={"content-type": "application/json"}) as response:
+        async with self._http().stream(
+            "POST",
+            "/v1/completions",
+            content=orjson.dumps(body),
+            headers={"content-type": "application/json"},
+        ) as response:
             if response.status_code != 200:
                 await response.aread()
                 _raise_for_status(response)

@@ -5,6 +5,7 @@
 ``openai:URL``         a vLLM OpenAI-compatible server, e.g. ``openai:http://vllm:8000``
 ``transformers:MODEL`` plain transformers ``generate`` (slow path, no vLLM)
 ``recorded:DIR``       recorded real outputs, matched by exact prompt
+``fake:instant``       a test double, no model (load tests; see engines/fake.py)
 =====================  ==================================================
 
 Heavy imports (vllm, torch, httpx) happen only for the kind asked for.
@@ -20,7 +21,7 @@ from streams.errors import ConfigError
 
 __all__ = ["ENGINE_KINDS", "create_engine", "preflight", "split_spec"]
 
-ENGINE_KINDS = ("vllm", "openai", "transformers", "recorded")
+ENGINE_KINDS = ("vllm", "openai", "transformers", "recorded", "fake")
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -41,6 +42,10 @@ def create_engine(config: EngineConfig) -> GuardEngine:
         if not path.exists():
             raise ConfigError(f"recorded engine: {path} does not exist")
         return RecordedEngine(path)
+    if kind == "fake":
+        from streams.engines.fake import parse_fake_spec
+
+        return parse_fake_spec(target)
     if kind == "vllm":
         from streams.engines.vllm import VllmEngine
 

@@ -94,7 +94,9 @@ class TransformersEngine:
             try:
                 results = await asyncio.to_thread(self._generate, batch)
             except Exception as exc:  # a failed batch fails its requests, not the engine
-                error = EngineRejected(str(exc)) if isinstance(exc, ValueError) else EngineUnavailable(repr(exc))
+                error = (
+                    EngineRejected(str(exc)) if isinstance(exc, ValueError) else EngineUnavailable(repr(exc))
+                )
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(error)
@@ -108,12 +110,15 @@ class TransformersEngine:
 
         started = time.perf_counter()
         max_new = max(r.options.max_tokens for r in batch)
-        enc = self._tokenizer([r.prompt for r in batch], return_tensors="pt", padding=True, add_special_tokens=True)
+        enc = self._tokenizer(
+            [r.prompt for r in batch], return_tensors="pt", padding=True, add_special_tokens=True
+        )
         if enc["input_ids"].shape[1] + max_new > self._config.max_model_len:
             raise ValueError(f"prompt of {enc['input_ids'].shape[1]} tokens exceeds max_model_len")
         with torch.inference_mode():
-            out = self._model.generate(**enc, max_new_tokens=max_new, do_sample=False,
-                                       pad_token_id=self._tokenizer.pad_token_id)
+            out = self._model.generate(
+                **enc, max_new_tokens=max_new, do_sample=False, pad_token_id=self._tokenizer.pad_token_id
+            )
         new = out[:, enc["input_ids"].shape[1] :]
         eos = self._tokenizer.eos_token_id
         latency = time.perf_counter() - started

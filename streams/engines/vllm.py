@@ -76,7 +76,9 @@ class VllmEngine:
             path = await asyncio.to_thread(resolve_model, self._ref, engine_kind="vllm")
             started = time.perf_counter()
             self._llm = await asyncio.to_thread(self._build, path)
-            logger.info('vLLM engine ready model="%s" load_s=%.1f', self._model_id, time.perf_counter() - started)
+            logger.info(
+                'vLLM engine ready model="%s" load_s=%.1f', self._model_id, time.perf_counter() - started
+            )
 
     def _build(self, path: str) -> Any:
         from vllm.v1.engine.async_llm import AsyncLLM

@@ -42,8 +42,11 @@ def settings_factory(broker: EmbeddedBroker) -> SettingsFactory:
             base,
             kafka=replace(base.kafka, bootstrap=broker.bootstrap, group_id=f"test-{run}", partitions=4),
             topics=TopicNames(
-                events=f"events-{run}", block=f"block-{run}", alerts=f"alerts-{run}",
-                archive=f"archive-{run}", dlq=f"dlq-{run}",
+                events=f"events-{run}",
+                block=f"block-{run}",
+                alerts=f"alerts-{run}",
+                archive=f"archive-{run}",
+                dlq=f"dlq-{run}",
             ),
             engine=replace(base.engine, spec=engine, timeout_s=30.0),
             batch=BatchConfig(max_size=16, max_wait_s=0.05, max_in_flight=64),
@@ -63,8 +66,12 @@ WorkerFactory = Callable[..., WorkerProcess]
 def worker_factory(tmp_path: Path) -> Iterator[WorkerFactory]:
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings, *, wait: bool = True, timeout_s: float = 120.0, **env: str) -> WorkerProcess:
-        worker = WorkerProcess(settings, log_path=tmp_path / f"worker-{len(started)}.log", extra_env=env).start()
+    def start(
+        settings: Settings, *, wait: bool = True, timeout_s: float = 120.0, **env: str
+    ) -> WorkerProcess:
+        worker = WorkerProcess(
+            settings, log_path=tmp_path / f"worker-{len(started)}.log", extra_env=env
+        ).start()
         started.append(worker)
         if wait:
             worker.wait_for_log(READY_LOG, timeout_s)
@@ -75,7 +82,9 @@ def worker_factory(tmp_path: Path) -> Iterator[WorkerFactory]:
         worker.stop()
 
 
-def make_events(n: int, *, prefix: str = "e", request: str = "hello", response: str | None = None) -> list[ChatEvent]:
+def make_events(
+    n: int, *, prefix: str = "e", request: str = "hello", response: str | None = None
+) -> list[ChatEvent]:
     now = time.time()
     return [ChatEvent(f"{prefix}{i}", f"c{i % 7}", "u1", now, request, response) for i in range(n)]
 
@@ -85,8 +94,9 @@ def send(settings: Settings, payloads: Sequence[bytes | ChatEvent]) -> None:
     asyncio.run(send_lines(settings.kafka.bootstrap, settings.topics.events, lines))
 
 
-def collect(settings: Settings, topic: str, *, count: int | None = None, idle_s: float = 3.0,
-            timeout_s: float = 90.0) -> list[dict[str, Any]]:
+def collect(
+    settings: Settings, topic: str, *, count: int | None = None, idle_s: float = 3.0, timeout_s: float = 90.0
+) -> list[dict[str, Any]]:
     """Records of ``topic`` (decoded JSON): until ``count`` arrived, else until idle for ``idle_s``."""
 
     async def run() -> list[dict[str, Any]]:
@@ -94,8 +104,9 @@ def collect(settings: Settings, topic: str, *, count: int | None = None, idle_s:
         async for record in read_topic(
             settings.kafka.bootstrap, topic, max_records=count, idle_timeout_s=None if count else idle_s
         ):
-            out.append({"value": orjson.loads(record.value), "key": record.key,
-                        "headers": dict(record.headers)})
+            out.append(
+                {"value": orjson.loads(record.value), "key": record.key, "headers": dict(record.headers)}
+            )
         return out
 
     return asyncio.run(asyncio.wait_for(run(), timeout_s))

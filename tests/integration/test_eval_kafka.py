@@ -17,7 +17,10 @@ pytestmark = pytest.mark.integration
 def _eval(*args: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "streams", "eval", "--json", *args],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -26,8 +29,12 @@ def _eval(*args: str) -> str:
 def test_through_kafka_equals_offline_for_each_recorded_benchmark(shared: Path) -> None:
     started = time.monotonic()
     for stem, folder in RECORDED_DATASETS.items():
-        args = ("--benchmark", str(shared / "benchmark" / f"{stem}.json"),
-                "--recorded", str(shared / "predictions" / "3B" / folder))
+        args = (
+            "--benchmark",
+            str(shared / "benchmark" / f"{stem}.json"),
+            "--recorded",
+            str(shared / "predictions" / "3B" / folder),
+        )
         offline = _eval(*args)
         through = _eval(*args, "--through-kafka")
         assert through == offline, stem

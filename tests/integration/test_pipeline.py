@@ -12,8 +12,8 @@ import pytest
 
 from streams.broker import free_port
 from streams.config import FailPolicy, PolicyConfig, RetryConfig
-from streams.event import ChatEvent
 from streams.eval import load_benchmark
+from streams.event import ChatEvent
 from streams.sinks import validate
 
 from .conftest import SettingsFactory, WorkerFactory, archive_ids, collect, make_events, send
@@ -67,7 +67,9 @@ BAD_INPUTS: dict[str, bytes] = {
     "not_json": b"this is not json",
     "invalid_utf8": b'{"id": "x\xff\xfe"}',
     "missing_field": orjson.dumps({"id": "m1", "conversation_id": "c", "user_id": "u", "timestamp": 1}),
-    "wrong_type": orjson.dumps({"id": "w1", "conversation_id": "c", "user_id": "u", "timestamp": 1, "request": 7}),
+    "wrong_type": orjson.dumps(
+        {"id": "w1", "conversation_id": "c", "user_id": "u", "timestamp": 1, "request": 7}
+    ),
     "oversize": orjson.dumps(
         {"id": "o1", "conversation_id": "c", "user_id": "u", "timestamp": 1, "request": "x" * 5000}
     ),

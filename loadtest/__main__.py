@@ -1,0 +1,26 @@
+"""``python -m loadtest COMMAND --json``: see loadtest/RESULTS.md for measured figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import orjson
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m loadtest")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("throughput", help="worker events/s with an instant engine vs raw aiokafka")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if args.command == "throughput":
+        from loadtest.throughput import run
+
+        result = run(args.events)
+    sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n")
+
+
+if __name__ == "__main__":
+    main()

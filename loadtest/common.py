@@ -1,0 +1,138 @@
+"""Shared pieces: event payloads, an embedded broker, a worker process, an output observer."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.app import READY_LOG
+from streams.broker import EmbeddedBroker
+from streams.config import BatchConfig, Settings, TopicNames
+from streams.process import WorkerProcess
+from streams.topics import ensure_topics
+
+__all__ = ["event_payloads", "machine", "observe", "produce", "run_settings", "started_worker"]
+
+_WORDS = ("weather", "recipe", "python", "garden", "history", "music", "travel", "budget", "poem", "math")
+
+
+def event_payloads(n: int, *, run: str, size: int = 340) -> list[tuple[bytes, bytes]]:
+    """(key, value) chat events of roughly ``size`` bytes each."""
+    out = []
+    now = time.time()
+    for i in range(n):
+        request = f"Tell me something about {_WORDS[i % len(_WORDS)]} number {i}. "
+        conversation = f"conv-{i % 997}"
+        event: dict[str, object] = {
+            "id": f"{run}-{i}",
+            "conversation_id": conversation,
+            "user_id": f"user-{i % 101}",
+            "timestamp": now,
+            "request": request,
+            "response": None,
+        }
+        pad = max(0, size - len(orjson.dumps(event)))
+        event["request"] = request + "x" * pad
+        out.append((conversation.encode(), orjson.dumps(event)))
+    return out
+
+
+def run_settings(bootstrap: str, engine: str, *, batch: BatchConfig | None = None) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    base = Settings.from_env({}).for_embedded_broker()
+    return replace(
+        base,
+        kafka=replace(base.kafka, bootstrap=bootstrap, group_id=f"load-{run}", partitions=4),
+        topics=TopicNames(
+            events=f"events-{run}",
+            block=f"block-{run}",
+            alerts=f"alerts-{run}",
+            archive=f"archive-{run}",
+            dlq=f"dlq-{run}",
+        ),
+        engine=replace(base.engine, spec=engine),
+        batch=batch or base.batch,
+    )
+
+
+@contextmanager
+def started_worker(settings: Settings, log_path: Path, **env: str) -> Iterator[WorkerProcess]:
+    asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    with WorkerProcess(settings, log_path=log_path, extra_env=env) as worker:
+        worker.wait_for_log(READY_LOG, 300)
+        yield worker
+
+
+async def produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
+    """Send all payloads; returns the wall time the sends started."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    try:
+        started = time.time()
+        futures = [await producer.send(topic, value, key=key) for key, value in payloads]
+        await asyncio.gather(*futures)
+        return started
+    finally:
+        await producer.stop()
+
+
+async def observe(
+    bootstrap: str, topic: str, n: int, *, timeout_s: float, on_record: Any = None
+) -> list[float]:
+    """Receive times of the first ``n`` records of ``topic`` (reading from the beginning)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    times: list[float] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(times) < n and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+            now = time.time()
+            for records in batches.values():
+                for record in records:
+                    times.append(now)
+                    if on_record is not None:
+                        on_record(record, now)
+        return times
+    finally:
+        await consumer.stop()
+
+
+def machine() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    import os
+
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+        "commit": commit.stdout.strip() or None,
+    }
+
+
+@contextmanager
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running

@@ -1,0 +1,132 @@
+"""Events/s of one worker with an instant engine, against raw aiokafka pass-through, same broker, same run.
+
+(a) raw: a separate process consumes the events topic and produces one record
+    per event to one topic, committing as the worker does;
+(b) pipeline: ``guardstream worker`` with ``fake:instant`` (no model; every
+    verdict unharmful) publishing to its outputs.
+Both run as child processes fed by the same producer and timed by the same
+observer: first event sent → last output record seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from loadtest.common import broker, event_payloads, machine, observe, produce, run_settings, started_worker
+from streams.config import BatchConfig
+from streams.topics import ensure_topics
+
+__all__ = ["passthrough", "run"]
+
+
+async def passthrough(bootstrap: str, source: str, target: str, group: str, n: int) -> None:
+    """The baseline: consume → produce the same count → commit, as a worker would, for ``n`` records."""
+    consumer = AIOKafkaConsumer(
+        source,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+    )
+    await consumer.start()
+    await producer.start()
+    print("passthrough ready", flush=True)
+    done = 0
+    try:
+        while done < n:
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            futures = []
+            for records in batches.values():
+                for record in records:
+                    futures.append(await producer.send(target, record.value, key=record.key))
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+                done += len(futures)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path) -> float:
+    run = uuid.uuid4().hex[:8]
+    source, target = f"raw-in-{run}", f"raw-out-{run}"
+    from streams.config import KafkaConfig, TopicNames
+
+    asyncio.run(
+        ensure_topics(
+            KafkaConfig(bootstrap=bootstrap, partitions=4),
+            TopicNames(events=source, block=target, alerts=target, archive=target, dlq=target),
+        )
+    )
+    import subprocess
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import asyncio,sys; from loadtest.throughput import passthrough; "
+                "asyncio.run(passthrough(*sys.argv[1:5], int(sys.argv[5])))",
+                bootstrap,
+                source,
+                target,
+                f"raw-{run}",
+                str(len(payloads)),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(4)  # the consumer group join (Tansu: session_timeout/2)
+        return asyncio.run(_timed(bootstrap, source, target, payloads))
+    finally:
+        proc.wait(60)
+
+
+async def _timed(bootstrap: str, source: str, target: str, payloads: list[tuple[bytes, bytes]]) -> float:
+    watcher = asyncio.create_task(observe(bootstrap, target, len(payloads), timeout_s=300))
+    started = await produce(bootstrap, source, payloads)
+    times = await watcher
+    if len(times) < len(payloads):
+        raise RuntimeError(f"only {len(times)} of {len(payloads)} outputs arrived")
+    return len(payloads) / (max(times) - started)
+
+
+def run(events: int, *, max_size: int = 256, max_in_flight: int = 4096) -> dict[str, Any]:
+    payloads = event_payloads(events, run=uuid.uuid4().hex[:6])
+    with broker() as b, tempfile.TemporaryDirectory() as tmp:
+        raw_eps = _raw(b.bootstrap, payloads, Path(tmp) / "raw.log")
+        settings = run_settings(
+            b.bootstrap,
+            "fake:instant",
+            batch=BatchConfig(max_size=max_size, max_wait_s=0.01, max_in_flight=max_in_flight),
+        )
+        with started_worker(settings, Path(tmp) / "worker.log"):
+            pipeline_eps = asyncio.run(
+                _timed(b.bootstrap, settings.topics.events, settings.topics.archive, payloads)
+            )
+    return {
+        "raw_eps": round(raw_eps, 1),
+        "pipeline_eps": round(pipeline_eps, 1),
+        "ratio": round(pipeline_eps / raw_eps, 3),
+        "events": events,
+        "batch_max_size": max_size,
+        **machine(),
+    }

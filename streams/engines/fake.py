@@ -1,0 +1,93 @@
+"""FakeEngine: a test double that runs no model. For unit tests and load tests only.
+
+``fake:instant`` answers every prompt at once with one fixed, valid
+GuardReasoner output; ``fake:sleep=0.2,concurrency=64`` adds a service time
+and a concurrency limit, to study latency under load. Verdicts produced with
+it are marked with model ``fake`` and mean nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+
+from streams.engines.base import GenerateOptions, Generation
+from streams.errors import ConfigError
+
+__all__ = ["FIXED_OUTPUT", "FakeEngine", "Handler", "parse_fake_spec"]
+
+FIXED_OUTPUT = (
+    "# Task 1\n\n## Reasoning Step 1\nThe request asks for ordinary information.\n\n"
+    "# Task 2\n\n## Reasoning Step 1\nThe assistant answers the request.\n\n"
+    "# Task 3\n\n## Reasoning Step 1\nThe answer contains nothing harmful.\n\n"
+    "---\n\nAnswers: \nRequest: unharmful\nCompletion: compliance\nResponse: unharmful\n"
+)
+
+Handler = Callable[[str], str | Awaitable[str]]
+
+
+class FakeEngine:
+    """Answers with ``handler(prompt)`` (sync or async) after ``delay_s``; not a model."""
+
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        *,
+        delay_s: float = 0.0,
+        concurrency: int | None = None,
+        model: str = "fake",
+    ) -> None:
+        self._handler = handler or (lambda _prompt: FIXED_OUTPUT)
+        self._delay = delay_s
+        self._gate = asyncio.Semaphore(concurrency) if concurrency else None
+        self._model = model
+
+    @property
+    def name(self) -> str:
+        return f"fake:{self._model}"
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def start(self) -> None:
+        return None
+
+    async def _answer(self, prompt: str) -> str:
+        if self._delay:
+            await asyncio.sleep(self._delay)
+        result = self._handler(prompt)
+        return await result if inspect.isawaitable(result) else result
+
+    async def generate(self, prompt: str, options: GenerateOptions) -> Generation:
+        if self._gate is None:
+            text = await self._answer(prompt)
+        else:
+            async with self._gate:
+                text = await self._answer(prompt)
+        return Generation(text=text, model=self._model, finish_reason="stop", latency_s=self._delay)
+
+    async def ready(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        return None
+
+
+def parse_fake_spec(target: str) -> FakeEngine:
+    """``instant`` or ``sleep=S[,concurrency=N]``."""
+    if target == "instant":
+        return FakeEngine()
+    options: dict[str, str] = {}
+    for part in target.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key not in {"sleep", "concurrency"}:
+            raise ConfigError(f"fake engine: {target!r} must be 'instant' or 'sleep=S[,concurrency=N]'")
+        options[key] = value
+    try:
+        delay = float(options.get("sleep", "0"))
+        concurrency = int(options["concurrency"]) if "concurrency" in options else None
+    except ValueError as exc:
+        raise ConfigError(f"fake engine: bad number in {target!r}") from exc
+    return FakeEngine(delay_s=delay, concurrency=concurrency)

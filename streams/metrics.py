@@ -1,0 +1,50 @@
+"""Prometheus metrics of a worker (served on ``/metrics`` by :mod:`streams.health`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "BATCH_SIZE",
+    "DEAD_LETTERS",
+    "END_TO_END",
+    "ENGINE_ERRORS",
+    "ENGINE_LATENCY",
+    "EVENTS",
+    "IN_FLIGHT",
+    "LAG",
+    "TOKENS",
+    "VERDICTS",
+]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+EVENTS = Counter("guardstream_events", "Chat event records consumed (valid or not)")
+VERDICTS = Counter("guardstream_verdicts", "Verdicts published, by outcome", ["outcome"])
+DEAD_LETTERS = Counter("guardstream_dead_letters", "Input records sent to the DLQ, by reason", ["reason"])
+ENGINE_LATENCY = Histogram(
+    "guardstream_engine_latency_seconds",
+    "Engine time per verdict, retries included",
+    buckets=_LATENCY_BUCKETS,
+)
+ENGINE_ERRORS = Counter("guardstream_engine_errors", "Verdicts without model output, by error", ["error"])
+TOKENS = Histogram(
+    "guardstream_tokens",
+    "Tokens per verdict",
+    ["kind"],
+    buckets=(16, 64, 128, 256, 512, 768, 1024, 2048, 4096),
+)
+BATCH_SIZE = Histogram(
+    "guardstream_batch_size",
+    "Events per batch taken from Kafka",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+END_TO_END = Histogram(
+    "guardstream_end_to_end_seconds", "Event timestamp to verdict published", buckets=_LATENCY_BUCKETS
+)
+IN_FLIGHT = Gauge("guardstream_in_flight_events", "Events taken from Kafka and not yet acknowledged")
+LAG = Gauge(
+    "guardstream_consumer_lag",
+    "High watermark minus next offset to read, per partition",
+    ["topic", "partition"],
+)
