@@ -41,6 +41,8 @@ def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
         broker_heartbeat_interval=kafka.heartbeat_interval_s,
         broker_request_timeout=kafka.request_timeout_s,
         producer_acks=-1,
+        producer_linger_ms=kafka.producer_linger_ms,
+        producer_max_batch_size=kafka.producer_max_batch_bytes,
         autodiscover=False,
     )
     events_topic = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)

@@ -61,6 +61,8 @@ class KafkaConfig:
     session_timeout_s: float = 30.0
     heartbeat_interval_s: float = 3.0
     request_timeout_s: float = 30.0
+    producer_linger_ms: int = 5  # batch output records per partition (at-least-once acks either way)
+    producer_max_batch_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

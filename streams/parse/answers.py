@@ -41,7 +41,9 @@ _ALLOWED: dict[str, type[StrEnum]] = {"request": Harm, "completion": Completion,
 _NONE_VALUES = frozenset({"none", "n/a", "na", "null"})
 
 _DECOR = r"[ \t#*_>\-]*"
+_DECOR_CHARS = " \t#*_>-"
 _BLOCK_START = re.compile(rf"(?im)^{_DECOR}answers?\b[ \t*_]*(?::|$)")
+_HEADER_REST = re.compile(r"answers?\b[ \t*_]*(?::|$)", re.IGNORECASE | re.MULTILINE)
 _FIELD = re.compile(
     rf"(?im)^{_DECOR}(request|completion|response)[ \t*_]*:[ \t*_]*([^\n]*?)[ \t*_.]*$",
 )
@@ -78,16 +80,29 @@ def _trailing_bare_block(text: str) -> str | None:
     return tail if _fields(tail) else None
 
 
+def last_block(text: str) -> tuple[int, int] | None:
+    """(start of the last answer-block header line, start of its body), or None.
+
+    Scans backwards with ``rfind`` instead of a regex over the whole output.
+    """
+    lowered = text.lower()
+    pos = len(text)
+    while (pos := lowered.rfind("answer", 0, pos)) >= 0:
+        line_start = text.rfind("\n", 0, pos) + 1
+        if not text[line_start:pos].strip(_DECOR_CHARS) and (match := _HEADER_REST.match(text, pos)):
+            return line_start, match.end()
+    return None
+
+
 def parse_answers(text: str) -> Answers:
-    heads = list(_BLOCK_START.finditer(text))
-    ends = [h.start() for h in heads[1:]] + [len(text)] if heads else []
-    blocks = [text[h.end() : end] for h, end in zip(heads, ends, strict=True)]
-    if not blocks:
-        bare = _trailing_bare_block(text)
-        if bare is None:
+    found = last_block(text)
+    if found is not None:
+        block: str | None = text[found[1] :]
+    else:
+        block = _trailing_bare_block(text)
+        if block is None:
             return Answers()
-        blocks = [bare]
-    raw = _fields(blocks[-1])
+    raw = _fields(block)
     values: dict[str, StrEnum | None] = {}
     invalid: list[tuple[str, str]] = []
     for name, value in raw.items():

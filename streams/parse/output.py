@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streams.parse.answers import _BLOCK_START, _FIELD, Answers, parse_answers
+from streams.parse.answers import _BLOCK_START, _FIELD, Answers, last_block, parse_answers
 from streams.parse.reasoning import TaskReasoning, split_reasoning
 from streams.parse.runaway import is_runaway
 
@@ -46,9 +46,9 @@ def parse(text: str, *, truncated: bool = False) -> ParsedOutput:
     """Parse one raw output. ``truncated``: the engine stopped at its token cap."""
     if not text or not text.strip():
         return ParsedOutput(Answers(), (), runaway=truncated)
-    starts = [m.start() for m in _BLOCK_START.finditer(text)]
-    body = text[: starts[-1]] if starts else text
-    if len(starts) > 1:  # earlier (per-task) answer blocks are answers, not reasoning
+    found = last_block(text)
+    body = text[: found[0]] if found else text
+    if found and _BLOCK_START.search(body):  # earlier (per-task) answer blocks are answers, not reasoning
         body = _FIELD.sub("", _BLOCK_START.sub("", body))
     return ParsedOutput(
         answers=parse_answers(text),

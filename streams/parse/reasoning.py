@@ -13,8 +13,11 @@ from dataclasses import dataclass
 
 __all__ = ["TaskReasoning", "split_reasoning"]
 
-_TASK = re.compile(r"(?im)^[ \t]*#{1,3}[ \t]*task[ \t]*(\d{1,3})\b[^\n]*$")
-_STEP = re.compile(r"(?im)^[ \t]*#{1,4}[ \t]*reasoning[ \t]+step[ \t]*\d{1,3}[ \t]*:?[ \t]*")
+# One pass over the headings: "# Task N ..." (group 1 = N) or "## Reasoning Step K[:]".
+_HEADING = re.compile(
+    r"^[ \t]*#{1,4}[ \t]*(?:task[ \t]*(\d{1,3})\b[^\n]*|reasoning[ \t]+step[ \t]*\d{1,3}[ \t]*:?[ \t]*)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,20 +29,24 @@ class TaskReasoning:
         return {"task": self.task, "steps": list(self.steps)}
 
 
-def _steps(body: str) -> tuple[str, ...]:
-    parts = _STEP.split(body)
-    steps = [p.strip() for p in parts]
-    return tuple(s for s in steps if s)
-
-
 def split_reasoning(text: str) -> tuple[TaskReasoning, ...]:
     """``text`` is the output before its answer block."""
-    heads = list(_TASK.finditer(text))
     out: list[TaskReasoning] = []
-    preamble = text[: heads[0].start()] if heads else text
-    if steps := _steps(preamble):
-        out.append(TaskReasoning(0, steps))
-    ends = [h.start() for h in heads[1:]] + [len(text)]
-    for head, end in zip(heads, ends, strict=False):
-        out.append(TaskReasoning(int(head.group(1)), _steps(text[head.end() : end])))
+    task = 0
+    steps: list[str] = []
+    cursor = 0
+    for match in _HEADING.finditer(text):
+        chunk = text[cursor : match.start()].strip()
+        if chunk:
+            steps.append(chunk)
+        cursor = match.end()
+        if match.group(1) is not None:  # a task heading closes the previous task
+            if steps or task:
+                out.append(TaskReasoning(task, tuple(steps)))
+            task, steps = int(match.group(1)), []
+    chunk = text[cursor:].strip()
+    if chunk:
+        steps.append(chunk)
+    if steps or task:
+        out.append(TaskReasoning(task, tuple(steps)))
     return tuple(out)
