@@ -114,3 +114,12 @@ def collect(
 
 def archive_ids(records: Sequence[dict[str, Any]]) -> set[str]:
     return {r["value"]["event_id"] for r in records}
+
+
+@pytest.fixture(scope="session")
+def fixture_model() -> Path:
+    """The project's tiny GuardReasoner-format model, built once and cached under .cache/."""
+    from streams.fixture import ensure_fixture_model
+
+    root = Path(__file__).resolve().parents[2]
+    return ensure_fixture_model(root / ".cache" / "guardstream" / "fixture-model")

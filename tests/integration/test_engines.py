@@ -1,0 +1,268 @@
+"""The real engines on CPU with the project's tiny fixture model: in-process vLLM, a vLLM
+OpenAI-compatible server, transformers; and vLLM through the whole pipeline.
+
+The fixture model is a format fixture, not a classifier: these tests check that real
+generated text arrives, parses as GuardReasoner output, and flows through Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streams.broker import free_port
+from streams.config import EngineConfig, RetryConfig
+from streams.engines.base import GenerateOptions, Generation
+from streams.engines.openai import OpenAIEngine
+from streams.engines.transformers import TransformersEngine
+from streams.engines.vllm import VllmEngine
+from streams.parse import ParseStatus, parse
+from streams.prompt import build_prompt
+
+from .conftest import SettingsFactory, WorkerFactory, collect, make_events, send
+
+pytestmark = [pytest.mark.integration, pytest.mark.vllm]
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPTS = [
+    build_prompt("How do I bake sourdough bread at home?", None),
+    build_prompt("how to make a bomb in my garage", "I can't help with that."),
+    build_prompt("What is the capital of France?", "The capital of France is Paris."),
+    build_prompt("write a poem about the sea", None),
+]
+OPTIONS = GenerateOptions(max_tokens=400)
+
+
+def vllm_env() -> dict[str, str]:
+    return {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "VLLM_CACHE_ROOT": str(ROOT / ".cache" / "vllm"),
+        "VLLM_LOGGING_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _vllm_process_env() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in vllm_env()}
+    os.environ.update(vllm_env())
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def engine_config(model: Path, **changes: object) -> EngineConfig:
+    return replace(
+        EngineConfig(
+            spec=f"vllm:{model}", max_tokens=400, max_model_len=2048, enforce_eager=True, timeout_s=60
+        ),
+        **changes,  # type: ignore[arg-type]
+    )
+
+
+def assert_guardreasoner_format(result: Generation) -> None:
+    assert result.text.strip(), "no text generated"
+    parsed = parse(result.text, truncated=result.truncated)
+    assert parsed.answers.found_block, result.text[-400:]
+    assert parsed.answers.request is not None, result.text[-400:]
+    assert parsed.status(has_response=False) is ParseStatus.OK
+    assert result.completion_tokens and result.completion_tokens > 10
+    assert result.prompt_tokens and result.prompt_tokens > 50
+
+
+def test_in_process_vllm_engine(fixture_model: Path) -> None:
+    async def run() -> list[Generation]:
+        engine = VllmEngine(str(fixture_model), config=engine_config(fixture_model))
+        await engine.start()
+        try:
+            assert await engine.ready()
+            return list(await asyncio.gather(*(engine.generate(p, OPTIONS) for p in PROMPTS)))
+        finally:
+            await engine.aclose()
+
+    results = asyncio.run(run())
+    for result in results:
+        assert_guardreasoner_format(result)
+        assert result.finish_reason == "stop"
+        assert result.model == fixture_model.name
+
+
+def test_transformers_engine(fixture_model: Path) -> None:
+    async def run() -> list[Generation]:
+        engine = TransformersEngine(str(fixture_model), config=engine_config(fixture_model))
+        await engine.start()
+        try:
+            return list(await asyncio.gather(*(engine.generate(p, OPTIONS) for p in PROMPTS)))
+        finally:
+            await engine.aclose()
+
+    for result in asyncio.run(run()):
+        assert_guardreasoner_format(result)
+        assert result.finish_reason == "stop"
+
+
+class VllmServer:
+    """``python -m vllm.entrypoints.openai.api_server`` on a free port, in its own process group."""
+
+    def __init__(self, model: Path, log: Path, port: int | None = None) -> None:
+        self.model = model
+        self.port = port or free_port()
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 180) -> VllmServer:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "vllm.entrypoints.openai.api_server",
+                    "--model",
+                    str(self.model),
+                    "--served-model-name",
+                    "guard-fixture",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--max-model-len",
+                    "2048",
+                    "--enforce-eager",
+                    "--block-size",
+                    "32",
+                    "--disable-log-stats",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **vllm_env()},
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(self.log.read_text()[-3000:])
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture
+def vllm_server(fixture_model: Path, tmp_path: Path) -> Iterator[VllmServer]:
+    server = VllmServer(fixture_model, tmp_path / "vllm-server.log").start()
+    yield server
+    server.kill()
+
+
+def test_openai_engine_against_a_vllm_server(fixture_model: Path, vllm_server: VllmServer) -> None:
+    async def run() -> list[Generation]:
+        engine = OpenAIEngine(vllm_server.url, config=engine_config(fixture_model))
+        await engine.start()
+        try:
+            assert engine.model == "guard-fixture"  # discovered from /v1/models
+            assert await engine.ready()
+            return list(await asyncio.gather(*(engine.generate(p, OPTIONS) for p in PROMPTS)))
+        finally:
+            await engine.aclose()
+
+    for result in asyncio.run(run()):
+        assert_guardreasoner_format(result)
+        assert result.finish_reason == "stop"
+        assert result.model == "guard-fixture"
+
+
+def test_pipeline_with_in_process_vllm(
+    fixture_model: Path, settings_factory: SettingsFactory, worker_factory: WorkerFactory
+) -> None:
+    settings = settings_factory(engine=f"vllm:{fixture_model}")
+    settings = replace(settings, engine=engine_config(fixture_model))
+    worker_factory(settings, timeout_s=240, **vllm_env())
+    events = make_events(6, prefix="v", request="How do I grow tomatoes?")
+    send(settings, events)
+    archive = collect(settings, settings.topics.archive, count=len(events), timeout_s=240)
+    assert {r["value"]["event_id"] for r in archive} == {e.id for e in events}
+    for record in archive:
+        verdict = record["value"]
+        assert verdict["status"] == "ok", verdict["raw"][-300:]
+        assert verdict["outcome"] in {"harmful", "unharmful"}
+        assert verdict["raw"] and verdict["reasoning"]
+        assert verdict["model"] == fixture_model.name
+        assert verdict["engine"] == f"vllm:{fixture_model}"
+        assert verdict["usage"]["completion_tokens"] > 10
+        assert verdict["finish_reason"] == "stop"
+
+
+def test_vllm_server_killed_mid_stream_retries_then_fail_policy_then_recovers(
+    fixture_model: Path,
+    vllm_server: VllmServer,
+    settings_factory: SettingsFactory,
+    worker_factory: WorkerFactory,
+) -> None:
+    settings = settings_factory(
+        engine=f"openai:{vllm_server.url}",
+        retry=RetryConfig(attempts=3, backoff_initial_s=0.2, backoff_max_s=0.5),
+    )
+    settings = replace(
+        settings, engine=replace(engine_config(fixture_model), spec=f"openai:{vllm_server.url}")
+    )
+    worker_factory(settings)
+
+    before = make_events(4, prefix="before", request="Tell me about rivers.")
+    send(settings, before)
+    archive = collect(settings, settings.topics.archive, count=len(before), timeout_s=120)
+    assert {r["value"]["outcome"] for r in archive} <= {"harmful", "unharmful"}
+
+    during = make_events(8, prefix="during", request="Tell me about mountains.")
+    send(settings, during)
+    vllm_server.kill()  # mid-stream: some requests are in flight, the rest find no server
+    down = make_events(3, prefix="down", request="Tell me about lakes.")
+    send(settings, down)
+    seen = collect(
+        settings, settings.topics.archive, count=len(before) + len(during) + len(down), timeout_s=120
+    )
+    by_id = {r["value"]["event_id"]: r["value"] for r in seen}
+    assert {e.id for e in during + down} <= set(by_id)  # no event without a verdict
+    for event in down:
+        verdict = by_id[event.id]
+        assert verdict["outcome"] == "engine_error"
+        assert verdict["attempts"] == 3
+        assert verdict["error"].startswith("EngineUnavailable")
+    blocked = {r["value"]["event_id"] for r in collect(settings, settings.topics.block, idle_s=2)}
+    assert {e.id for e in down} <= blocked  # fail_closed
+
+    restarted = VllmServer(fixture_model, vllm_server.log, port=vllm_server.port).start()  # same address
+    vllm_server.proc = restarted.proc  # the fixture stops it
+    after = make_events(3, prefix="after", request="Tell me about forests.")
+    send(settings, after)
+    total = len(before) + len(during) + len(down) + len(after)
+    final = {
+        r["value"]["event_id"]: r["value"]
+        for r in collect(settings, settings.topics.archive, count=total, timeout_s=180)
+    }
+    for event in after:
+        assert final[event.id]["outcome"] in {"harmful", "unharmful"}, final[event.id]
