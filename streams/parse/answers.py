@@ -96,12 +96,9 @@ def last_block(text: str) -> tuple[int, int] | None:
 
 def parse_answers(text: str) -> Answers:
     found = last_block(text)
-    if found is not None:
-        block: str | None = text[found[1] :]
-    else:
-        block = _trailing_bare_block(text)
-        if block is None:
-            return Answers()
+    block = text[found[1] :] if found is not None else _trailing_bare_block(text)
+    if block is None:
+        return Answers()
     raw = _fields(block)
     values: dict[str, StrEnum | None] = {}
     invalid: list[tuple[str, str]] = []
