@@ -98,6 +98,10 @@ class EngineConfig:
         0  # KV block size; 0: vLLM's default on GPU, 32 on CPU (prefix caching needs full blocks)
     )
     max_num_seqs: int = 256
+    # vLLM stops a generation whose tail repeats an n-gram of up to this many tokens
+    # repetition_min_count times in a row (0: off). Loops otherwise run to max_tokens.
+    repetition_max_pattern: int = 64
+    repetition_min_count: int = 10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,6 +46,8 @@ class ModerationPolicy:
                 temperature=engine.temperature,
                 top_p=engine.top_p,
                 priority=engine.priority,
+                repetition_max_pattern=engine.repetition_max_pattern,
+                repetition_min_count=engine.repetition_min_count,
             ),
             retry=settings.retry,
             timeout_s=engine.timeout_s,

@@ -23,6 +23,18 @@ class GenerateOptions:
     temperature: float = 0.0
     top_p: float = 1.0
     priority: int = 0  # lower runs first (vLLM's convention); replays use a higher number
+    repetition_max_pattern: int = 64  # stop on a repeating n-gram of up to this many tokens (0: off)
+    repetition_min_count: int = 10  # ... repeated this many times in a row
+
+    def repetition_detection(self) -> dict[str, int] | None:
+        """vLLM's ``repetition_detection`` sampling parameter, or None when off."""
+        if self.repetition_max_pattern <= 0 or self.repetition_min_count < 2:
+            return None
+        return {
+            "max_pattern_size": self.repetition_max_pattern,
+            "min_pattern_size": 1,
+            "min_count": self.repetition_min_count,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,8 +42,8 @@ class Generation:
     """One raw output and what it cost.
 
     ``finish_reason`` is ``"stop"`` (the model ended), ``"length"`` (hit
-    ``max_tokens``), ``"repetition"`` (stopped by the runaway guard) or
-    ``None`` when the engine does not know (recorded playback).
+    ``max_tokens``), ``"repetition"`` (vLLM's repetition detection stopped a
+    loop) or ``None`` when the engine does not know (recorded playback).
     """
 
     text: str

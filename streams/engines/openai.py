@@ -2,9 +2,9 @@
 
 For deployments where workers are CPU pods and vLLM scales on its own GPU
 nodes. One pooled ``httpx.AsyncClient``, at most ``max_concurrency`` requests
-in flight, responses streamed so a looping generation is cut off early (the
-server aborts a request whose client disconnects). Errors map onto the engine
-error tree; the pipeline retries the retryable ones with backoff.
+in flight; loops are stopped on the server (vLLM's ``repetition_detection``).
+Errors map onto the engine error tree; the pipeline retries the retryable ones
+(connection errors, 5xx, timeouts, 429 with its ``Retry-After``) with backoff.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import orjson
 
 from streams.config import EngineConfig
 from streams.engines.base import GenerateOptions, Generation
-from streams.engines.watch import RunawayWatch
 from streams.errors import EngineOverloaded, EngineRejected, EngineTimeout, EngineUnavailable
 
 __all__ = ["OpenAIEngine"]
@@ -99,56 +98,39 @@ class OpenAIEngine:
             "max_tokens": options.max_tokens,
             "temperature": options.temperature,
             "top_p": options.top_p,
-            "stream": True,
-            "stream_options": {"include_usage": True},
         }
+        if repetition := options.repetition_detection():
+            body["repetition_detection"] = repetition
         if options.priority:
             body["priority"] = options.priority  # needs vLLM's --scheduling-policy priority
         async with self._gate:
             started = time.perf_counter()
             try:
-                return await self._stream(body, model, started)
+                response = await self._http().post(
+                    "/v1/completions",
+                    content=orjson.dumps(body),
+                    headers={"content-type": "application/json"},
+                )
             except httpx.TimeoutException as exc:
                 raise EngineTimeout(
                     f"no answer from {self._base} within {self._config.timeout_s:g}s"
                 ) from exc
             except httpx.TransportError as exc:
                 raise EngineUnavailable(f"cannot reach {self._base}: {exc!r}") from exc
-
-    async def _stream(self, body: dict[str, Any], model: str, started: float) -> Generation:
-        watch = RunawayWatch()
-        finish: str | None = None
-        usage: dict[str, Any] = {}
-        async with self._http().stream(
-            "POST",
-            "/v1/completions",
-            content=orjson.dumps(body),
-            headers={"content-type": "application/json"},
-        ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                _raise_for_status(response)
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                chunk = orjson.loads(payload)
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices") or ():
-                    if watch.feed(choice.get("text") or ""):
-                        finish = "repetition"  # leaving the block closes the stream: the server aborts
-                        break
-                    finish = choice.get("finish_reason") or finish
-                if finish == "repetition":
-                    break
+        _raise_for_status(response)
+        try:
+            data = orjson.loads(response.content)
+            choice = data["choices"][0]
+            usage = data.get("usage") or {}
+            text = str(choice["text"])
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            raise EngineUnavailable(f"unexpected completion response: {response.text[:200]}") from exc
         return Generation(
-            text=watch.text,
-            model=model,
+            text=text,
+            model=str(data.get("model") or model),
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),
-            finish_reason=finish,
+            finish_reason=choice.get("finish_reason"),
             latency_s=time.perf_counter() - started,
         )
 

@@ -5,7 +5,8 @@ batching and a long generation never holds up short ones. Sampling is greedy
 as GuardReasoner was evaluated; the instruction is a long shared prefix, so
 prefix caching is on (on CPU with 32-token blocks: only full blocks are
 cached, and vLLM's CPU default of 128 never caches the ~100-token instruction).
-Outputs stream back as deltas and a looping generation is aborted early.
+A generation that loops is stopped inside vLLM (``repetition_detection``), and
+only the final output comes back (no per-token Python work in the worker).
 
 ``import vllm`` and engine creation block for seconds, so both run in a
 thread: the worker's event loop keeps heartbeating meanwhile.
@@ -14,6 +15,7 @@ thread: the worker's event loop keeps heartbeating meanwhile.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -22,23 +24,21 @@ from typing import Any
 from streams.config import EngineConfig
 from streams.engines.base import GenerateOptions, Generation
 from streams.engines.models import resolve_model
-from streams.engines.watch import RunawayWatch
 from streams.errors import EngineRejected, EngineUnavailable
 
-__all__ = ["VllmEngine", "engine_args"]
+__all__ = ["VllmEngine", "engine_kwargs"]
 
 logger = logging.getLogger(__name__)
 
 _CPU_BLOCK_SIZE = 32
 
 
-def engine_args(model_path: str, config: EngineConfig, *, served_name: str) -> Any:
-    """``AsyncEngineArgs`` for GuardReasoner serving (shared with the offline benchmark)."""
-    from vllm.engine.arg_utils import AsyncEngineArgs
+def engine_kwargs(model_path: str, config: EngineConfig, *, served_name: str) -> dict[str, Any]:
+    """vLLM engine arguments for GuardReasoner serving (shared with the offline ``LLM`` benchmark)."""
     from vllm.platforms import current_platform
 
     block_size = config.block_size or (_CPU_BLOCK_SIZE if current_platform.is_cpu() else None)
-    return AsyncEngineArgs(
+    return dict(
         model=model_path,
         served_model_name=[served_name],
         max_model_len=config.max_model_len,
@@ -81,42 +81,33 @@ class VllmEngine:
             )
 
     def _build(self, path: str) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        return AsyncLLM.from_engine_args(engine_args(path, self._config, served_name=self._model_id))
+        kwargs = engine_kwargs(path, self._config, served_name=self._model_id)
+        return AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
 
     async def generate(self, prompt: str, options: GenerateOptions) -> Generation:
         llm = self._llm
         if llm is None:
             raise EngineUnavailable("vLLM engine not started")
         from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
+        from vllm.sampling_params import RepetitionDetectionParams, RequestOutputKind
 
+        repetition = options.repetition_detection()
         params = SamplingParams(
             temperature=options.temperature,
             top_p=options.top_p,
             max_tokens=options.max_tokens,
-            output_kind=RequestOutputKind.DELTA,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+            repetition_detection=RepetitionDetectionParams(**repetition) if repetition else None,
         )
         request_id = uuid.uuid4().hex
-        watch = RunawayWatch()
-        finish: str | None = None
-        prompt_tokens: int | None = None
-        completion_tokens = 0
+        final: Any = None
         started = time.perf_counter()
         try:
             async for output in llm.generate(prompt, params, request_id, priority=options.priority):
-                if output.prompt_token_ids is not None:
-                    prompt_tokens = len(output.prompt_token_ids)
-                for choice in output.outputs:
-                    completion_tokens += len(choice.token_ids)
-                    if watch.feed(choice.text):
-                        finish = "repetition"
-                    elif choice.finish_reason:
-                        finish = choice.finish_reason
-                if finish == "repetition":
-                    await llm.abort(request_id)
-                    break
+                final = output
         except ValueError as exc:  # vLLM's input validation, e.g. prompt longer than max_model_len
             raise EngineRejected(f"vLLM rejected the prompt: {exc}") from exc
         except asyncio.CancelledError:
@@ -126,12 +117,15 @@ class VllmEngine:
             if getattr(llm, "errored", False):
                 raise EngineUnavailable(f"vLLM engine died: {exc!r}") from exc
             raise EngineUnavailable(f"vLLM generation failed: {exc!r}") from exc
+        if final is None or not final.outputs:
+            raise EngineUnavailable("vLLM returned no output")
+        choice = final.outputs[0]
         return Generation(
-            text=watch.text,
+            text=choice.text,
             model=self._model_id,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            finish_reason=finish,
+            prompt_tokens=len(final.prompt_token_ids) if final.prompt_token_ids is not None else None,
+            completion_tokens=len(choice.token_ids),
+            finish_reason=str(choice.finish_reason) if choice.finish_reason is not None else None,
             latency_s=time.perf_counter() - started,
         )
 
@@ -149,3 +143,5 @@ class VllmEngine:
         llm, self._llm = self._llm, None
         if llm is not None:
             await asyncio.to_thread(llm.shutdown)
+            del llm
+            gc.collect()  # run AsyncLLM.__del__ now, not during interpreter shutdown

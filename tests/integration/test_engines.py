@@ -101,6 +101,31 @@ def test_in_process_vllm_engine(fixture_model: Path) -> None:
         assert result.model == fixture_model.name
 
 
+def test_vllm_stops_a_repetition_loop_and_the_verdict_says_runaway(fixture_model: Path) -> None:
+    """With a hair-trigger repetition setting the fixture's first blank lines count as a loop."""
+    from streams.event import ChatEvent
+    from streams.pipeline import ModerationPolicy, to_verdict
+
+    loop_options = replace(OPTIONS, repetition_max_pattern=64, repetition_min_count=2)
+
+    async def run() -> Generation:
+        engine = VllmEngine(str(fixture_model), config=engine_config(fixture_model))
+        await engine.start()
+        try:
+            return await engine.generate(PROMPTS[0], loop_options)
+        finally:
+            await engine.aclose()
+
+    result = asyncio.run(run())
+    assert result.finish_reason == "repetition"
+    assert result.completion_tokens is not None and result.completion_tokens < OPTIONS.max_tokens
+    verdict = to_verdict(
+        ChatEvent("r1", "c", "u", 0.0, "hi"), result, engine="vllm", policy=ModerationPolicy()
+    )
+    assert verdict.status is ParseStatus.RUNAWAY
+    assert verdict.outcome.value == "unparsed"
+
+
 def test_transformers_engine(fixture_model: Path) -> None:
     async def run() -> list[Generation]:
         engine = TransformersEngine(str(fixture_model), config=engine_config(fixture_model))
