@@ -18,6 +18,17 @@ def main() -> None:
     p.add_argument("--events", type=int, default=256)
     p.add_argument("--max-tokens", type=int, default=512)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("latency", help="end-to-end latency under open-loop load")
+    p.add_argument("--rate", type=float, help="events/s (default: --sweep)")
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--sweep", action="store_true", help="25/50/90%% of the engine's saturating rate")
+    p.add_argument("--engine", default="fake:sleep=0.2,concurrency=64")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("burst", help="drain time and lag curve of a backlog")
+    p.add_argument("--events", type=int, default=3000)
+    p.add_argument("--engine", default="fake:sleep=0.2,concurrency=64")
+    p.add_argument("--plot", default="loadtest/out/burst.png", help="PNG path ('' for none)")
+    p.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "throughput":
         from loadtest.throughput import run
@@ -27,6 +38,20 @@ def main() -> None:
         from loadtest.engine import run as run_engine
 
         result = run_engine(args.events, args.max_tokens)
+    elif args.command == "latency":
+        from loadtest.latency import run_latency, saturating_rate
+
+        if args.rate is not None and not args.sweep:
+            rates = [args.rate]
+        else:
+            rates = [round(saturating_rate(args.engine) * f, 1) for f in (0.25, 0.5, 0.9)]
+        result = run_latency(rates, args.seconds, args.engine)
+    elif args.command == "burst":
+        from pathlib import Path
+
+        from loadtest.latency import run_burst
+
+        result = run_burst(args.events, args.engine, Path(args.plot) if args.plot else None)
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n")
 
 

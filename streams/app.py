@@ -7,6 +7,8 @@ and the app is only built by :func:`create_app`.
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -27,11 +29,15 @@ READY_LOG = "guardstream assigned"
 
 def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
     kafka = settings.kafka
+    # No tables are kept, but Faust wants a data folder: keep it out of the working directory.
+    datadir = Path(tempfile.gettempdir()) / "guardstream-faust" / kafka.group_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         kafka.group_id,
         broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
         broker_client_id=kafka.client_id,
         store="memory://",
+        datadir=str(datadir),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,

@@ -12,7 +12,6 @@ __all__ = [
     "ENGINE_LATENCY",
     "EVENTS",
     "IN_FLIGHT",
-    "LAG",
     "TOKENS",
     "VERDICTS",
 ]
@@ -43,8 +42,3 @@ END_TO_END = Histogram(
     "guardstream_end_to_end_seconds", "Event timestamp to verdict published", buckets=_LATENCY_BUCKETS
 )
 IN_FLIGHT = Gauge("guardstream_in_flight_events", "Events taken from Kafka and not yet acknowledged")
-LAG = Gauge(
-    "guardstream_consumer_lag",
-    "High watermark minus next offset to read, per partition",
-    ["topic", "partition"],
-)

@@ -1,0 +1,61 @@
+"""The benchmark commands run end to end on tiny inputs and print valid JSON (no speed is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _loadtest(*args: str, timeout: float = 240) -> dict[str, object]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "loadtest", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result: dict[str, object] = orjson.loads(proc.stdout)
+    return result
+
+
+def test_throughput_command() -> None:
+    result = _loadtest("throughput", "--events", "300")
+    assert result["events"] == 300
+    assert isinstance(result["raw_eps"], float) and result["raw_eps"] > 0
+    assert isinstance(result["pipeline_eps"], float) and result["pipeline_eps"] > 0
+    assert result["ratio"] == pytest.approx(result["pipeline_eps"] / result["raw_eps"], rel=0.01)
+
+
+def test_latency_command() -> None:
+    result = _loadtest("latency", "--rate", "40", "--seconds", "2")
+    (row,) = result["results"]  # type: ignore[misc]
+    assert row["events"] == 80 and row["verdicts"] == 80
+    assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert row["p50_ms"] >= 200  # the fake engine's 0.2 s service time is part of every latency
+
+
+def test_burst_command_writes_a_plot(tmp_path: Path) -> None:
+    plot = tmp_path / "burst.png"
+    result = _loadtest("burst", "--events", "200", "--plot", str(plot))
+    assert result["verdicts"] == 200
+    curve = result["lag_curve"]
+    assert isinstance(curve, list) and curve[-1][1] == 0  # drained
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.vllm
+def test_engine_command(fixture_model: Path) -> None:
+    result = _loadtest("engine", "--events", "8", "--max-tokens", "64", timeout=400)
+    assert result["events"] == 8
+    assert isinstance(result["ratio"], float) and result["ratio"] > 0
+    assert isinstance(result["offline_vps"], float) and isinstance(result["service_vps"], float)
