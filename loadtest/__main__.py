@@ -13,6 +13,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("throughput", help="worker events/s with an instant engine vs raw aiokafka")
     p.add_argument("--events", type=int, default=20_000)
+    p.add_argument(
+        "--trace", action="store_true", help="also measure with tracing on (OTLP to a loopback sink)"
+    )
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("engine", help="service verdicts/s with in-process vLLM vs offline LLM.generate")
     p.add_argument("--events", type=int, default=256)
@@ -33,7 +36,7 @@ def main() -> None:
     if args.command == "throughput":
         from loadtest.throughput import run
 
-        result = run(args.events)
+        result = run(args.events, trace=args.trace)
     elif args.command == "engine":
         from loadtest.engine import run as run_engine
 

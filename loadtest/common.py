@@ -6,7 +6,6 @@ import asyncio
 import platform
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams.app import READY_LOG
 from streams.broker import EmbeddedBroker
-from streams.config import BatchConfig, Settings, TopicNames
+from streams.config import BatchConfig, Settings
 from streams.process import WorkerProcess
 from streams.topics import ensure_topics
 
@@ -49,18 +48,10 @@ def event_payloads(n: int, *, run: str, size: int = 340) -> list[tuple[bytes, by
 
 
 def run_settings(bootstrap: str, engine: str, *, batch: BatchConfig | None = None) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    base = Settings.from_env({}).for_embedded_broker()
+    base = Settings.from_env({}).for_embedded_broker().isolated("load")
     return replace(
         base,
-        kafka=replace(base.kafka, bootstrap=bootstrap, group_id=f"load-{run}", partitions=4),
-        topics=TopicNames(
-            events=f"events-{run}",
-            block=f"block-{run}",
-            alerts=f"alerts-{run}",
-            archive=f"archive-{run}",
-            dlq=f"dlq-{run}",
-        ),
+        kafka=replace(base.kafka, bootstrap=bootstrap, partitions=4),
         engine=replace(base.engine, spec=engine),
         batch=batch or base.batch,
     )

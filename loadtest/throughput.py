@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,24 +111,64 @@ async def _timed(bootstrap: str, source: str, target: str, payloads: list[tuple[
     return len(payloads) / (max(times) - started)
 
 
-def run(events: int, *, max_size: int = 256, max_in_flight: int = 4096) -> dict[str, Any]:
+class _OtlpSink(BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP exports on loopback and discards them (a stand-in collector)."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence access logs
+        return None
+
+
+def _pipeline(
+    bootstrap: str,
+    payloads: list[tuple[bytes, bytes]],
+    log: Path,
+    env: dict[str, str],
+    max_size: int,
+    max_in_flight: int,
+) -> float:
+    settings = run_settings(
+        bootstrap,
+        "fake:instant",
+        batch=BatchConfig(max_size=max_size, max_wait_s=0.01, max_in_flight=max_in_flight),
+    )
+    with started_worker(settings, log, **env):
+        return asyncio.run(_timed(bootstrap, settings.topics.events, settings.topics.archive, payloads))
+
+
+def run(
+    events: int, *, trace: bool = False, max_size: int = 256, max_in_flight: int = 4096
+) -> dict[str, Any]:
+    """``trace``: also run the pipeline with tracing exported over OTLP/HTTP to a loopback sink."""
     payloads = event_payloads(events, run=uuid.uuid4().hex[:6])
+    traced: dict[str, Any] = {}
     with broker() as b, tempfile.TemporaryDirectory() as tmp:
         raw_eps = _raw(b.bootstrap, payloads, Path(tmp) / "raw.log")
-        settings = run_settings(
-            b.bootstrap,
-            "fake:instant",
-            batch=BatchConfig(max_size=max_size, max_wait_s=0.01, max_in_flight=max_in_flight),
-        )
-        with started_worker(settings, Path(tmp) / "worker.log"):
-            pipeline_eps = asyncio.run(
-                _timed(b.bootstrap, settings.topics.events, settings.topics.archive, payloads)
-            )
+        pipeline_eps = _pipeline(b.bootstrap, payloads, Path(tmp) / "worker.log", {}, max_size, max_in_flight)
+        if trace:
+            sink = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
+            threading.Thread(target=sink.serve_forever, daemon=True).start()
+            env = {
+                "OTEL_TRACES_EXPORTER": "otlp",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}",
+            }
+            try:
+                eps = _pipeline(b.bootstrap, payloads, Path(tmp) / "traced.log", env, max_size, max_in_flight)
+            finally:
+                sink.shutdown()
+            traced = {"traced_eps": round(eps, 1), "tracing_cost": round(1 - eps / pipeline_eps, 3)}
     return {
         "raw_eps": round(raw_eps, 1),
         "pipeline_eps": round(pipeline_eps, 1),
         "ratio": round(pipeline_eps / raw_eps, 3),
         "events": events,
+        **traced,
         "batch_max_size": max_size,
         **machine(),
     }

@@ -8,6 +8,7 @@ single values with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
@@ -187,6 +188,22 @@ class Settings:
                         str(item).lower() if isinstance(item, bool) else str(item)
                     )
         return env
+
+    def isolated(self, label: str) -> Settings:
+        """A copy with its own topics and consumer group (``<name>.<label>-<random>``), for
+        evaluations, tests and benchmarks that share a broker."""
+        run = f"{label}-{uuid.uuid4().hex[:8]}"
+        t = self.topics
+        topics = TopicNames(
+            events=f"{t.events}.{run}",
+            block=f"{t.block}.{run}",
+            alerts=f"{t.alerts}.{run}",
+            archive=f"{t.archive}.{run}",
+            dlq=f"{t.dlq}.{run}",
+        )
+        return replace(
+            self, topics=topics, kafka=replace(self.kafka, group_id=f"{self.kafka.group_id}-{run}")
+        )
 
     def for_embedded_broker(self) -> Settings:
         """Tansu makes the first member of a new group wait session_timeout/2: keep it short."""

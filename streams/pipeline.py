@@ -168,26 +168,7 @@ async def moderate_one(
         prompt=prompt,
     ) as span:
         result, attempts = await generate_with_retry(engine, prompt, policy)
-        if span is not None:
-            if isinstance(result, EngineError):
-                telemetry.record_generation(
-                    span,
-                    model=engine.model,
-                    prompt_tokens=None,
-                    completion_tokens=None,
-                    finish_reason=None,
-                    text="",
-                    error=result,
-                )
-            else:
-                telemetry.record_generation(
-                    span,
-                    model=result.model,
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
-                    finish_reason=result.finish_reason,
-                    text=result.text,
-                )
+        telemetry.record_generation(span, result, model=engine.model)
     return to_verdict(
         event,
         result,

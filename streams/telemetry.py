@@ -34,6 +34,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from streams.engines.base import Generation
+
 __all__ = [
     "TRACE_HEADERS",
     "engine_span",
@@ -206,30 +208,24 @@ def engine_span(
         yield span
 
 
-def record_generation(
-    span: Span | None,
-    *,
-    model: str,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-    finish_reason: str | None,
-    text: str,
-    error: BaseException | None = None,
-) -> None:
+def record_generation(span: Span | None, result: Generation | BaseException, *, model: str) -> None:
+    """Usage, finish reason (and the error, if any) of one engine call, on its span."""
     if span is None:
         return
-    span.set_attribute("gen_ai.response.model", model)
-    if prompt_tokens is not None:
-        span.set_attribute("gen_ai.usage.input_tokens", prompt_tokens)
-    if completion_tokens is not None:
-        span.set_attribute("gen_ai.usage.output_tokens", completion_tokens)
-    if finish_reason:
-        span.set_attribute("gen_ai.response.finish_reasons", [finish_reason])
-    if _state["capture"] and text:
-        span.set_attribute("gen_ai.completion", text)
-    if error is not None:
-        span.set_attribute("error.type", type(error).__name__)
-        span.set_status(Status(StatusCode.ERROR, str(error)))
+    if isinstance(result, BaseException):
+        span.set_attribute("gen_ai.response.model", model)
+        span.set_attribute("error.type", type(result).__name__)
+        span.set_status(Status(StatusCode.ERROR, str(result)))
+        return
+    span.set_attribute("gen_ai.response.model", result.model)
+    if result.prompt_tokens is not None:
+        span.set_attribute("gen_ai.usage.input_tokens", result.prompt_tokens)
+    if result.completion_tokens is not None:
+        span.set_attribute("gen_ai.usage.output_tokens", result.completion_tokens)
+    if result.finish_reason:
+        span.set_attribute("gen_ai.response.finish_reasons", [result.finish_reason])
+    if _state["capture"] and result.text:
+        span.set_attribute("gen_ai.completion", result.text)
 
 
 def new_trace_headers(topic: str) -> tuple[list[tuple[str, bytes]], Span | None]:

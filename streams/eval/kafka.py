@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from streams.app import READY_LOG
 from streams.broker import EmbeddedBroker
 from streams.client import read_topic, send_lines
-from streams.config import Settings, TopicNames
+from streams.config import Settings
 from streams.eval.benchmark import Benchmark
 from streams.eval.run import EvalError, check_prompts, check_verdicts
 from streams.eval.score import EvalReport, score
@@ -30,19 +29,6 @@ from streams.verdict import Verdict
 __all__ = ["evaluate_through_kafka"]
 
 _START_TIMEOUT_S = 120.0
-
-
-def _unique(settings: Settings) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    t = settings.topics
-    topics = TopicNames(
-        events=f"{t.events}.eval-{run}",
-        block=f"{t.block}.eval-{run}",
-        alerts=f"{t.alerts}.eval-{run}",
-        archive=f"{t.archive}.eval-{run}",
-        dlq=f"{t.dlq}.eval-{run}",
-    )
-    return replace(settings, topics=topics, kafka=replace(settings.kafka, group_id=f"guardstream-eval-{run}"))
 
 
 async def _collect(settings: Settings, expected: set[str], timeout_s: float) -> dict[str, Verdict]:
@@ -76,7 +62,7 @@ def evaluate_through_kafka(
         check_prompts(benchmark)
     broker = None if bootstrap else EmbeddedBroker().start()
     try:
-        settings = _unique(settings)
+        settings = settings.isolated("eval")
         settings = replace(settings, kafka=replace(settings.kafka, bootstrap=bootstrap or broker.bootstrap))  # type: ignore[union-attr]
         if broker is not None:
             settings = settings.for_embedded_broker()

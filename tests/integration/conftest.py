@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from streams.app import READY_LOG
 from streams.broker import EmbeddedBroker
 from streams.client import read_topic, send_lines
-from streams.config import BatchConfig, RetryConfig, Settings, TopicNames
+from streams.config import BatchConfig, RetryConfig, Settings
 from streams.event import ChatEvent, encode_event
 from streams.process import WorkerProcess
 from streams.topics import ensure_topics
@@ -36,18 +35,10 @@ SettingsFactory = Callable[..., Settings]
 @pytest.fixture
 def settings_factory(broker: EmbeddedBroker) -> SettingsFactory:
     def make(*, engine: str, **groups: Any) -> Settings:
-        run = uuid.uuid4().hex[:8]
-        base = Settings.from_env({}).for_embedded_broker()
+        base = Settings.from_env({}).for_embedded_broker().isolated("test")
         settings = replace(
             base,
-            kafka=replace(base.kafka, bootstrap=broker.bootstrap, group_id=f"test-{run}", partitions=4),
-            topics=TopicNames(
-                events=f"events-{run}",
-                block=f"block-{run}",
-                alerts=f"alerts-{run}",
-                archive=f"archive-{run}",
-                dlq=f"dlq-{run}",
-            ),
+            kafka=replace(base.kafka, bootstrap=broker.bootstrap, partitions=4),
             engine=replace(base.engine, spec=engine, timeout_s=30.0),
             batch=BatchConfig(max_size=16, max_wait_s=0.05, max_in_flight=64),
             retry=RetryConfig(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5),

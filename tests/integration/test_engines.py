@@ -22,7 +22,7 @@ import pytest
 
 from streams.broker import free_port
 from streams.config import EngineConfig, RetryConfig
-from streams.engines.base import GenerateOptions, Generation
+from streams.engines.base import GenerateOptions, Generation, GuardEngine
 from streams.engines.openai import OpenAIEngine
 from streams.engines.transformers import TransformersEngine
 from streams.engines.vllm import VllmEngine
@@ -84,17 +84,22 @@ def assert_guardreasoner_format(result: Generation) -> None:
     assert result.prompt_tokens and result.prompt_tokens > 50
 
 
-def test_in_process_vllm_engine(fixture_model: Path) -> None:
+def generate_all(engine: GuardEngine, options: GenerateOptions = OPTIONS) -> list[Generation]:
+    """Start the engine, check it is ready, generate for every prompt concurrently, close it."""
+
     async def run() -> list[Generation]:
-        engine = VllmEngine(str(fixture_model), config=engine_config(fixture_model))
         await engine.start()
         try:
             assert await engine.ready()
-            return list(await asyncio.gather(*(engine.generate(p, OPTIONS) for p in PROMPTS)))
+            return list(await asyncio.gather(*(engine.generate(p, options) for p in PROMPTS)))
         finally:
             await engine.aclose()
 
-    results = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_in_process_vllm_engine(fixture_model: Path) -> None:
+    results = generate_all(VllmEngine(str(fixture_model), config=engine_config(fixture_model)))
     for result in results:
         assert_guardreasoner_format(result)
         assert result.finish_reason == "stop"
@@ -107,16 +112,9 @@ def test_vllm_stops_a_repetition_loop_and_the_verdict_says_runaway(fixture_model
     from streams.pipeline import ModerationPolicy, to_verdict
 
     loop_options = replace(OPTIONS, repetition_max_pattern=64, repetition_min_count=2)
-
-    async def run() -> Generation:
-        engine = VllmEngine(str(fixture_model), config=engine_config(fixture_model))
-        await engine.start()
-        try:
-            return await engine.generate(PROMPTS[0], loop_options)
-        finally:
-            await engine.aclose()
-
-    result = asyncio.run(run())
+    result = generate_all(VllmEngine(str(fixture_model), config=engine_config(fixture_model)), loop_options)[
+        0
+    ]
     assert result.finish_reason == "repetition"
     assert result.completion_tokens is not None and result.completion_tokens < OPTIONS.max_tokens
     verdict = to_verdict(
@@ -127,15 +125,7 @@ def test_vllm_stops_a_repetition_loop_and_the_verdict_says_runaway(fixture_model
 
 
 def test_transformers_engine(fixture_model: Path) -> None:
-    async def run() -> list[Generation]:
-        engine = TransformersEngine(str(fixture_model), config=engine_config(fixture_model))
-        await engine.start()
-        try:
-            return list(await asyncio.gather(*(engine.generate(p, OPTIONS) for p in PROMPTS)))
-        finally:
-            await engine.aclose()
-
-    for result in asyncio.run(run()):
+    for result in generate_all(TransformersEngine(str(fixture_model), config=engine_config(fixture_model))):
         assert_guardreasoner_format(result)
         assert result.finish_reason == "stop"
 
@@ -205,17 +195,10 @@ def vllm_server(fixture_model: Path, tmp_path: Path) -> Iterator[VllmServer]:
 
 
 def test_openai_engine_against_a_vllm_server(fixture_model: Path, vllm_server: VllmServer) -> None:
-    async def run() -> list[Generation]:
-        engine = OpenAIEngine(vllm_server.url, config=engine_config(fixture_model))
-        await engine.start()
-        try:
-            assert engine.model == "guard-fixture"  # discovered from /v1/models
-            assert await engine.ready()
-            return list(await asyncio.gather(*(engine.generate(p, OPTIONS) for p in PROMPTS)))
-        finally:
-            await engine.aclose()
-
-    for result in asyncio.run(run()):
+    engine = OpenAIEngine(vllm_server.url, config=engine_config(fixture_model))
+    results = generate_all(engine)
+    assert engine.model == "guard-fixture"  # discovered from /v1/models
+    for result in results:
         assert_guardreasoner_format(result)
         assert result.finish_reason == "stop"
         assert result.model == "guard-fixture"
