@@ -21,6 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -60,6 +61,13 @@ class InputRecord:
         self.offset: int = message.offset
         self.timestamp: float | None = message.timestamp
         self.headers: Any = message.headers
+
+
+@dataclass(slots=True)
+class Processed:
+    records: list[OutputRecord]
+    verdicts: list[Verdict] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
 
 
 class BatchModerator:
@@ -103,15 +111,15 @@ class BatchModerator:
     async def _run(self, batch: Sequence[InputRecord]) -> None:
         metrics.IN_FLIGHT.inc(len(batch))
         try:
-            records, spans = await self.process(batch)
+            done = await self.process(batch)
             try:
-                await self._publish(records)
+                await self._publish(done.records)
             finally:
-                for span in spans:
+                for span in done.spans:
                     span.end()
             for item in batch:
                 await self._ack(item.handle)
-            self._count(records)
+            self._count(done.verdicts)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # not input-related: the worker must restart, nothing is acked
@@ -158,18 +166,32 @@ class BatchModerator:
                 )
         return events, dead
 
-    async def process(self, batch: Sequence[InputRecord]) -> tuple[list[OutputRecord], list[Span]]:
-        """Output records for a batch (DLQ records first), and the send spans to end once published."""
+    async def process(self, batch: Sequence[InputRecord]) -> Processed:
+        """Output records for a batch (DLQ records first), its verdicts, and the send spans to end
+        once the records are published."""
         metrics.EVENTS.inc(len(batch))
         metrics.BATCH_SIZE.observe(len(batch))
         events, records = self.decode(batch)
-        spans: list[Span] = []
-        for outputs, sends in await asyncio.gather(*(self._moderate(item, event) for item, event in events)):
-            records.extend(outputs)
-            spans.extend(sends)
-        return records, spans
+        moderate = self._moderate_traced if telemetry.is_enabled() else self._moderate
+        done = Processed(records)
+        for verdict, outputs, sends in await asyncio.gather(
+            *(moderate(item, event) for item, event in events)
+        ):
+            done.verdicts.append(verdict)
+            done.records.extend(outputs)
+            done.spans.extend(sends)
+        return done
 
-    async def _moderate(self, item: InputRecord, event: ChatEvent) -> tuple[list[OutputRecord], list[Span]]:
+    async def _moderate(
+        self, item: InputRecord, event: ChatEvent
+    ) -> tuple[Verdict, list[OutputRecord], list[Span]]:
+        verdict = await moderate_one(event, self._engine, self._policy)
+        headers = telemetry.passthrough_headers(item.headers) if item.headers else None
+        return verdict, records_for(verdict, self._settings.topics, headers), []
+
+    async def _moderate_traced(
+        self, item: InputRecord, event: ChatEvent
+    ) -> tuple[Verdict, list[OutputRecord], list[Span]]:
         with telemetry.process_span(
             topic=item.topic,
             partition=item.partition,
@@ -177,40 +199,34 @@ class BatchModerator:
             group=self._settings.kafka.group_id,
             event_id=event.id,
             headers=item.headers,
-        ) as span:
+        ):
             verdict = await moderate_one(event, self._engine, self._policy)
-            self._observe(verdict)
-            if span is None:
-                return records_for(
-                    verdict, self._settings.topics, telemetry.passthrough_headers(item.headers)
-                ), []
-            records = records_for(verdict, self._settings.topics)
-            sends = [telemetry.send_span(r.topic, event.id) for r in records]
-            traced = [
-                OutputRecord(r.topic, r.key, r.value, [*r.headers, *telemetry.inject(s)])
-                for r, s in zip(records, sends, strict=True)
-                if s is not None
-            ]
-            return traced, [s for s in sends if s is not None]
+            traced: list[OutputRecord] = []
+            sends: list[Span] = []
+            for record in records_for(verdict, self._settings.topics):
+                span = telemetry.send_span(record.topic, event.id)
+                if span is not None:
+                    sends.append(span)
+                    record = OutputRecord(
+                        record.topic, record.key, record.value, [*record.headers, *telemetry.inject(span)]
+                    )
+                traced.append(record)
+            return verdict, traced, sends
 
     @staticmethod
-    def _observe(verdict: Verdict) -> None:
-        metrics.ENGINE_LATENCY.observe(verdict.timings.engine_ms / 1000)
-        if verdict.error:
-            metrics.ENGINE_ERRORS.labels(verdict.error.split(":", 1)[0]).inc()
-        if verdict.prompt_tokens is not None:
-            metrics.TOKENS.labels("prompt").observe(verdict.prompt_tokens)
-        if verdict.completion_tokens is not None:
-            metrics.TOKENS.labels("completion").observe(verdict.completion_tokens)
-
-    def _count(self, records: Sequence[OutputRecord]) -> None:
+    def _count(verdicts: Sequence[Verdict]) -> None:
+        """Metrics of published verdicts (called once the broker acknowledged them)."""
         now = time.time()
-        archive = self._settings.topics.archive
-        for record in records:
-            if record.topic == archive:
-                verdict = orjson.loads(record.value)
-                metrics.VERDICTS.labels(verdict["outcome"]).inc()
-                metrics.END_TO_END.observe(max(0.0, now - verdict["event_timestamp"]))
+        for verdict in verdicts:
+            metrics.VERDICTS.labels(verdict.outcome.value).inc()
+            metrics.END_TO_END.observe(max(0.0, now - verdict.event_timestamp))
+            metrics.ENGINE_LATENCY.observe(verdict.timings.engine_ms / 1000)
+            if verdict.error:
+                metrics.ENGINE_ERRORS.labels(verdict.error.split(":", 1)[0]).inc()
+            if verdict.prompt_tokens is not None:
+                metrics.TOKENS.labels("prompt").observe(verdict.prompt_tokens)
+            if verdict.completion_tokens is not None:
+                metrics.TOKENS.labels("completion").observe(verdict.completion_tokens)
 
     async def _publish(self, records: Sequence[OutputRecord]) -> None:
         delay = 0.5

@@ -158,17 +158,20 @@ async def moderate_one(
     picked_up = clock()
     started = time.perf_counter()
     prompt = build_prompt(event.request, event.response)
-    options = policy.options
-    with telemetry.engine_span(
-        engine=engine.name,
-        model=engine.model,
-        max_tokens=options.max_tokens,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        prompt=prompt,
-    ) as span:
+    if telemetry.is_enabled():
+        options = policy.options
+        with telemetry.engine_span(
+            engine=engine.name,
+            model=engine.model,
+            max_tokens=options.max_tokens,
+            temperature=options.temperature,
+            top_p=options.top_p,
+            prompt=prompt,
+        ) as span:
+            result, attempts = await generate_with_retry(engine, prompt, policy)
+            telemetry.record_generation(span, result, model=engine.model)
+    else:
         result, attempts = await generate_with_retry(engine, prompt, policy)
-        telemetry.record_generation(span, result, model=engine.model)
     return to_verdict(
         event,
         result,

@@ -94,9 +94,11 @@ def last_block(text: str) -> tuple[int, int] | None:
     return None
 
 
-def parse_answers(text: str) -> Answers:
-    found = last_block(text)
-    block = text[found[1] :] if found is not None else _trailing_bare_block(text)
+def parse_answers(text: str, found: tuple[int, int] | None | bool = True) -> Answers:
+    """``found``: the result of :func:`last_block` when the caller has it already."""
+    if found is True:
+        found = last_block(text)
+    block = text[found[1] :] if isinstance(found, tuple) else _trailing_bare_block(text)
     if block is None:
         return Answers()
     raw = _fields(block)

@@ -51,7 +51,7 @@ def parse(text: str, *, truncated: bool = False) -> ParsedOutput:
     if found and _BLOCK_START.search(body):  # earlier (per-task) answer blocks are answers, not reasoning
         body = _FIELD.sub("", _BLOCK_START.sub("", body))
     return ParsedOutput(
-        answers=parse_answers(text),
+        answers=parse_answers(text, found),
         reasoning=split_reasoning(body),
         runaway=truncated or is_runaway(text),
     )

@@ -56,6 +56,9 @@ _BUILDERS = {
 }
 
 
+_ORDER = (Action.BLOCK, Action.ALERT, Action.ARCHIVE)  # block first: it is the one that must be fast
+
+
 def records_for(verdict: Verdict, topics: TopicNames, headers: Headers | None = None) -> list[OutputRecord]:
     """The records a verdict produces, one per action (archive last)."""
     key = verdict.conversation_id.encode()
@@ -63,7 +66,8 @@ def records_for(verdict: Verdict, topics: TopicNames, headers: Headers | None = 
     names = {Action.BLOCK: topics.block, Action.ALERT: topics.alerts, Action.ARCHIVE: topics.archive}
     return [
         OutputRecord(names[action], key, orjson.dumps(_BUILDERS[action](verdict)), hdrs)
-        for action in sorted(verdict.actions, key=list(Action).index)
+        for action in _ORDER
+        if action in verdict.actions
     ]
 
 
