@@ -91,6 +91,7 @@ async def observe(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_bytes=16 * 1024 * 1024,
+        fetch_max_wait_ms=20,
     )
     await consumer.start()
     times: list[float] = []

@@ -63,6 +63,7 @@ async def _follow(settings: Settings, tracker: _Tracker, stop: asyncio.Event) ->
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        fetch_max_wait_ms=20,
     )
     await consumer.start()
     try:

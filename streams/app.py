@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.agents import BatchModerator, InputRecord
 from streams.config import Settings
@@ -27,12 +28,41 @@ DRAIN_TIMEOUT_S = 60.0
 READY_LOG = "guardstream assigned"
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust hard-codes the worker consumer's ``fetch_max_wait_ms`` (1.5 s); make it a setting."""
+
+    fetch_max_wait_ms = 100
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # noqa: SLF001 - read by start()
+        return consumer
+
+
+class _App(faust.App):
+    fetch_max_wait_ms = 100
+
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        wait_ms = self.fetch_max_wait_ms
+
+        class Thread(_ConsumerThread):
+            fetch_max_wait_ms = wait_ms
+
+        class Consumer(faust_aiokafka.Consumer):
+            def _new_consumer_thread(self) -> Any:
+                return Thread(self, loop=self.loop, beacon=self.beacon)
+
+        transport.Consumer = Consumer  # type: ignore[misc]
+        return transport
+
+
 def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
     kafka = settings.kafka
     # No tables are kept, but Faust wants a data folder: keep it out of the working directory.
     datadir = Path(tempfile.gettempdir()) / "guardstream-faust" / kafka.group_id
     datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = _App(
         kafka.group_id,
         broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
         broker_client_id=kafka.client_id,
@@ -51,6 +81,7 @@ def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
         producer_max_batch_size=kafka.producer_max_batch_bytes,
         autodiscover=False,
     )
+    app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     events_topic = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]

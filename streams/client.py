@@ -82,6 +82,7 @@ async def read_topic(
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=group_id is not None,
+        fetch_max_wait_ms=100,
     )
     try:
         await consumer.start()

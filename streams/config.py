@@ -62,6 +62,9 @@ class KafkaConfig:
     session_timeout_s: float = 30.0
     heartbeat_interval_s: float = 3.0
     request_timeout_s: float = 30.0
+    # Longest a fetch waits for data. Apache Kafka answers as soon as any data arrives;
+    # the embedded broker waits the whole time when some partitions are empty.
+    fetch_max_wait_ms: int = 100
     producer_linger_ms: int = 5  # batch output records per partition (at-least-once acks either way)
     producer_max_batch_bytes: int = 1024 * 1024
 
