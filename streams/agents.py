@@ -138,33 +138,39 @@ class BatchModerator:
         for item in batch:
             try:
                 events.append((item, decode_event(item.value, self._limits)))
+                continue
             except ContractError as exc:
-                logger.warning(
-                    'dead-letter topic="%s" partition=%d offset=%d reason="%s"',
-                    item.topic,
-                    item.partition,
-                    item.offset,
-                    exc.reason,
-                )
-                metrics.DEAD_LETTERS.labels(exc.reason).inc()
-                record = dlq_record(
-                    exc,
-                    key=item.key,
-                    value=item.value,
-                    topic=item.topic,
-                    partition=item.partition,
-                    offset=item.offset,
-                    timestamp=item.timestamp,
-                )
-                dead.append(
-                    OutputRecord(
-                        self._settings.topics.dlq,
-                        item.key,
-                        orjson.dumps(record),
-                        telemetry.passthrough_headers(item.headers),
-                    )
-                )
+                error = exc
+            except Exception as exc:  # a decoder bug on odd input must not stop the worker either
+                logger.exception("unexpected decode failure offset=%d", item.offset)
+                error = ContractError("undecodable", f"{type(exc).__name__}: {exc}")
+            dead.append(self._dead_letter(item, error))
         return events, dead
+
+    def _dead_letter(self, item: InputRecord, error: ContractError) -> OutputRecord:
+        logger.warning(
+            'dead-letter topic="%s" partition=%d offset=%d reason="%s"',
+            item.topic,
+            item.partition,
+            item.offset,
+            error.reason,
+        )
+        metrics.DEAD_LETTERS.labels(error.reason).inc()
+        record = dlq_record(
+            error,
+            key=item.key,
+            value=item.value,
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+            timestamp=item.timestamp,
+        )
+        return OutputRecord(
+            self._settings.topics.dlq,
+            item.key,
+            orjson.dumps(record),
+            telemetry.passthrough_headers(item.headers),
+        )
 
     async def process(self, batch: Sequence[InputRecord]) -> Processed:
         """Output records for a batch (DLQ records first), its verdicts, and the send spans to end

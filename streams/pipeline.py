@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from streams import telemetry
 from streams.config import FailPolicy, RetryConfig, Settings
 from streams.engines.base import GenerateOptions, Generation, GuardEngine
-from streams.errors import EngineError, EngineOverloaded, EngineTimeout
+from streams.errors import EngineError, EngineOverloaded, EngineTimeout, EngineUnavailable
 from streams.event import ChatEvent
 from streams.parse import Harm, ParseStatus, parse
 from streams.prompt import build_prompt
@@ -69,6 +69,9 @@ async def generate_with_retry(
             error = EngineTimeout(f"no answer within {policy.timeout_s:g}s")
         except EngineError as exc:
             error = exc
+        except Exception as exc:  # an engine bug must become a verdict, not a crash loop on this input
+            logger.exception('unexpected engine exception engine="%s"', engine.name)
+            error = EngineUnavailable(f"unexpected {type(exc).__name__}: {exc}")
         if not error.retryable or attempt >= policy.retry.attempts:
             return error, attempt
         wait = delay

@@ -68,3 +68,21 @@ def test_harmful_request_blocks_even_if_other_answers_are_missing() -> None:
     assert verdict.outcome is Outcome.HARMFUL
     assert verdict.status is ParseStatus.PARTIAL
     assert Action.BLOCK in verdict.actions
+
+
+def test_an_engine_bug_becomes_an_engine_error_verdict_not_an_exception() -> None:
+    import asyncio
+
+    from streams.config import RetryConfig
+    from streams.engines.fake import FakeEngine
+    from streams.pipeline import moderate_one
+
+    def broken(_prompt: str) -> str:
+        raise RuntimeError("boom")
+
+    policy = ModerationPolicy(retry=RetryConfig(attempts=2, backoff_initial_s=0.01))
+    verdict = asyncio.run(moderate_one(EVENT, FakeEngine(broken), policy))
+    assert verdict.outcome is Outcome.ENGINE_ERROR
+    assert verdict.attempts == 2
+    assert verdict.error == "EngineUnavailable: unexpected RuntimeError: boom"
+    assert Action.BLOCK in verdict.actions
