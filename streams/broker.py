@@ -133,10 +133,6 @@ class EmbeddedBroker:
             return 0
         return self._proc.wait()
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 

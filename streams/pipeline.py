@@ -1,9 +1,9 @@
-"""event → prompt → engine → parse → verdict, for a batch. Pure: no Kafka here.
+"""event → prompt → engine → parse → verdict, for one event. Pure: no Kafka here.
 
-:func:`moderate` sends every prompt of the batch to the engine concurrently,
-retries retryable engine errors with exponential backoff, and always returns
-one verdict per event, in order: an engine that keeps failing yields an
-``engine_error`` verdict, never an exception and never a dropped event.
+:func:`moderate_one` retries retryable engine errors with exponential backoff
+and always returns a verdict: an engine that keeps failing (or raises something
+unexpected) yields an ``engine_error`` verdict, never an exception and never a
+dropped event. Callers run it for every event of a batch concurrently.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from streams import telemetry
@@ -23,7 +23,7 @@ from streams.parse import Harm, ParseStatus, parse
 from streams.prompt import build_prompt
 from streams.verdict import Outcome, Timings, Verdict, route
 
-__all__ = ["ModerationPolicy", "generate_with_retry", "moderate", "moderate_one", "to_verdict"]
+__all__ = ["ModerationPolicy", "generate_with_retry", "moderate_one", "to_verdict"]
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +185,3 @@ async def moderate_one(
         picked_up=picked_up,
         clock=clock,
     )
-
-
-async def moderate(
-    events: Sequence[ChatEvent], engine: GuardEngine, policy: ModerationPolicy, *, clock: Clock = time.time
-) -> list[Verdict]:
-    """One verdict per event, in input order; all prompts go to the engine at once."""
-    return list(await asyncio.gather(*(moderate_one(e, engine, policy, clock=clock) for e in events)))

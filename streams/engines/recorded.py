@@ -101,6 +101,3 @@ class RecordedEngine:
 
     async def aclose(self) -> None:
         self._table = None
-
-    def __len__(self) -> int:
-        return len(self._table.outputs) if self._table else 0

@@ -19,7 +19,7 @@ Rules, checked on the 4,390 recorded GuardReasoner outputs:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
@@ -57,7 +57,6 @@ class Answers:
     completion: Completion | None = None
     response: Harm | None = None
     found_block: bool = False
-    stated: frozenset[str] = field(default_factory=frozenset)  # fields the model wrote, None included
     invalid: tuple[tuple[str, str], ...] = ()  # (field, raw value) that were not allowed
 
 
@@ -118,7 +117,6 @@ def parse_answers(text: str, found: tuple[int, int] | None | bool = True) -> Ans
         completion=_as(Completion, values.get("completion")),
         response=_as(Harm, values.get("response")),
         found_block=True,
-        stated=frozenset(raw),
         invalid=tuple(invalid),
     )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from streams.parse import Answers, Completion, Harm, ParseStatus, TaskReasoning
+from streams.parse import Completion, Harm, ParseStatus, TaskReasoning
 
 __all__ = ["SCHEMA_VERSION", "Action", "Outcome", "Timings", "Verdict"]
 
@@ -64,10 +64,6 @@ class Verdict:
     timings: Timings = field(default_factory=Timings)
     moderated_at: float = 0.0
     actions: tuple[Action, ...] = ()
-
-    @property
-    def answers(self) -> Answers:
-        return Answers(request=self.request, completion=self.completion, response=self.response)
 
     def to_dict(self) -> dict[str, Any]:
         return {
