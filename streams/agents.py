@@ -1,55 +1,67 @@
-"""The moderation agent: ``chat.events`` → batches → engine → verdicts → block/alert/archive (+ DLQ).
+"""The moderation agent's work: taken records → decoded events → verdicts → outputs → acks.
 
-Flow for each batch taken from the stream (``noack_take``: nothing is acked
-by Faust itself):
+One place per concern:
 
-1. decode every record; a record that breaks the contract becomes a DLQ record,
-2. moderate the valid events (all prompts to the engine at once, with retries),
-3. publish every output record and wait for the broker's acks,
-4. only then ack the input events, so their offsets can be committed.
+* **decode → DLQ** (:meth:`Moderator.admit`): a record that breaks the event
+  contract becomes a dead-letter record at once (bounded in size, see
+  :class:`~streams.sinks.Outputs`);
+* **moderate** (:func:`streams.pipeline.moderate_one`): one task per event, at most
+  ``batch.max_in_flight`` at a time; each frees its slot as soon as its own outputs
+  are published, so a slow request never holds the others;
+* **publish, then ack in offset order** (:class:`~streams.delivery.Outbox`,
+  :class:`~streams.delivery.OffsetTracker`): outputs are acknowledged by the broker
+  before their event is acked, and an event is acked only after every earlier event
+  of its partition, so a committed offset never passes an unfinished event.
 
-Several batches are in flight at once (``BatchConfig.max_in_flight`` events),
-so the engine keeps busy while a batch's slowest request finishes. Faust
-commits only contiguous acked offsets, so out-of-order completion is safe.
-A crash anywhere before step 4 re-delivers the batch (at-least-once).
+An engine outage closes the :class:`~streams.engines.availability.EngineGate`:
+:meth:`Moderator.admit` stops taking events and in-flight events wait for the
+engine instead of becoming ``engine_error`` verdicts. Tracing has one code path:
+every ``telemetry`` helper is a no-op when tracing is off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from functools import partial
 from typing import Any
-
-import orjson
-from opentelemetry.trace import Span
 
 from streams import metrics, telemetry
 from streams.config import Settings
+from streams.delivery import OffsetTracker, Outbox, Ticket
+from streams.engines.availability import EngineGate
 from streams.engines.base import GuardEngine
-from streams.errors import ContractError, PublishError
-from streams.event import ChatEvent, EventLimits, decode_event
+from streams.errors import ContractError
+from streams.event import ChatEvent, EventLimits, decode_event, peek_event_id
 from streams.pipeline import ModerationPolicy, moderate_one
-from streams.sinks import OutputRecord, Publisher, dlq_record, records_for
+from streams.sinks import OutputRecord, Outputs, RecordProducer
 from streams.verdict import Verdict
 
-__all__ = ["BatchModerator", "InputRecord"]
+__all__ = ["InputRecord", "Moderator"]
 
 logger = logging.getLogger(__name__)
 
 Ack = Callable[[Any], Awaitable[Any]]
 Fatal = Callable[[BaseException], Awaitable[None]]
 
-_PUBLISH_ATTEMPTS = 3
-
 
 class InputRecord:
     """The parts of a consumed Kafka message the moderator needs (adapts faust's Event)."""
 
-    __slots__ = ("handle", "headers", "key", "offset", "partition", "timestamp", "topic", "value")
+    __slots__ = (
+        "generation",
+        "handle",
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "timestamp",
+        "topic",
+        "tp",
+        "value",
+    )
 
     def __init__(self, handle: Any) -> None:
         message = handle.message
@@ -61,91 +73,127 @@ class InputRecord:
         self.offset: int = message.offset
         self.timestamp: float | None = message.timestamp
         self.headers: Any = message.headers
+        self.tp: Hashable = getattr(message, "tp", None) or (message.topic, message.partition)
+        self.generation: int | None = getattr(message, "generation_id", None)
 
 
-@dataclass(slots=True)
-class Processed:
-    records: list[OutputRecord]
-    verdicts: list[Verdict] = field(default_factory=list)
-    spans: list[Span] = field(default_factory=list)
-
-
-class BatchModerator:
-    """Moderates batches concurrently, bounded by an in-flight window."""
+class Moderator:
+    """Moderates the events the agent takes, publishes their outputs and acks them in order."""
 
     def __init__(
         self,
         *,
         settings: Settings,
         engine: GuardEngine,
-        publisher: Publisher,
+        producer: RecordProducer,
         ack: Ack,
         on_fatal: Fatal,
+        gate: EngineGate | None = None,
+        generation: Callable[[], int | None] | None = None,
     ) -> None:
-        self._settings = settings
+        batch, kafka, policy = settings.batch, settings.kafka, settings.policy
+        self._group = kafka.group_id
         self._engine = engine
-        self._publisher = publisher
         self._ack = ack
         self._on_fatal = on_fatal
+        self._generation = generation
         self._policy = ModerationPolicy.from_settings(settings)
         self._limits = EventLimits(
-            max_event_bytes=settings.policy.max_event_bytes, max_text_chars=settings.policy.max_text_chars
+            max_event_bytes=policy.max_event_bytes, max_text_chars=policy.max_text_chars
         )
-        batches = max(1, math.ceil(settings.batch.max_in_flight / max(1, settings.batch.max_size)))
-        self._slots = asyncio.Semaphore(batches)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.gate = gate or EngineGate(
+            engine,
+            probe_interval_s=settings.engine.probe_interval_s,
+            probe_max_interval_s=settings.engine.probe_max_interval_s,
+            max_delay_s=policy.outage_max_delay_s,
+        )
+        self._outputs = Outputs(
+            settings.topics,
+            max_record_bytes=kafka.max_record_bytes,
+            dlq_max_value_bytes=policy.dlq_max_value_bytes,
+        )
+        self._tracker = OffsetTracker(max_pending=batch.max_unacked)
+        self._slots = asyncio.Semaphore(batch.max_in_flight)
+        self._holding: set[Ticket] = set()  # tickets that hold a moderation slot
+        self._tasks: dict[Ticket, asyncio.Task[None]] = {}
+        self._done: dict[Ticket, tuple[Verdict, telemetry.OutputTrace]] = {}
+        self._outbox = Outbox(
+            producer,
+            on_published=self._published,
+            on_rejected=self._rejected,
+            publish_timeout_s=kafka.publish_timeout_s,
+        )
+        self._runner: asyncio.Task[None] | None = None
+        self._fatal: asyncio.Future[None] | None = None
 
-    async def submit(self, batch: Sequence[InputRecord]) -> None:
-        """Start moderating ``batch``; waits while the in-flight window is full."""
-        await self._slots.acquire()
-        task = asyncio.create_task(self._run(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    # -- the agent's side -------------------------------------------------------------
 
-    async def drain(self, timeout_s: float) -> None:
-        """Wait for in-flight batches (at shutdown); what does not finish is re-delivered later."""
-        if self._tasks:
-            logger.info("draining in_flight_batches=%d timeout_s=%.0f", len(self._tasks), timeout_s)
-            await asyncio.wait(list(self._tasks), timeout=timeout_s)
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._outbox.run(), name="guardstream-outbox")
+            self._runner.add_done_callback(self._runner_stopped)
 
-    async def _run(self, batch: Sequence[InputRecord]) -> None:
-        metrics.IN_FLIGHT.inc(len(batch))
-        try:
-            done = await self.process(batch)
-            try:
-                await self._publish(done.records)
-            finally:
-                for span in done.spans:
-                    span.end()
-            for item in batch:
-                await self._ack(item.handle)
-            self._count(done.verdicts)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # not input-related: the worker must restart, nothing is acked
-            logger.exception("batch failed, stopping the worker batch_size=%d", len(batch))
-            await self._on_fatal(exc)
-        finally:
-            metrics.IN_FLIGHT.dec(len(batch))
-            self._slots.release()
+    async def admit(self, batch: Sequence[InputRecord]) -> None:
+        """Take a batch: dead-letter what cannot be decoded, start moderating the rest.
 
-    def decode(
-        self, batch: Sequence[InputRecord]
-    ) -> tuple[list[tuple[InputRecord, ChatEvent]], list[OutputRecord]]:
-        """Valid events (with their input record), and DLQ records for the rest."""
-        events: list[tuple[InputRecord, ChatEvent]] = []
-        dead: list[OutputRecord] = []
+        Waits while the engine is down, while ``max_in_flight`` events are being
+        moderated, or while ``max_unacked`` events wait for an earlier one.
+        """
+        self.start()
+        metrics.EVENTS.inc(len(batch))
+        metrics.BATCH_SIZE.observe(len(batch))
+        await self.gate.wait_open()
+        current = self._generation() if self._generation is not None else None
         for item in batch:
+            if current is not None and item.generation is not None and item.generation != current:
+                continue  # fetched before a rebalance: the partition's owner reads it again
+            await self._tracker.wait_for_room()
+            ticket = self._tracker.track(item.tp, item.offset, item.handle)
             try:
-                events.append((item, decode_event(item.value, self._limits)))
-                continue
+                event = decode_event(item.value, self._limits)
             except ContractError as exc:
-                error = exc
+                self._outbox.put(ticket, [self._dead_letter(item, exc)])
+                continue
             except Exception as exc:  # a decoder bug on odd input must not stop the worker either
                 logger.exception("unexpected decode failure offset=%d", item.offset)
                 error = ContractError("undecodable", f"{type(exc).__name__}: {exc}")
-            dead.append(self._dead_letter(item, error))
-        return events, dead
+                self._outbox.put(ticket, [self._dead_letter(item, error)])
+                continue
+            await self._slots.acquire()
+            self._holding.add(ticket)
+            metrics.IN_FLIGHT.inc()
+            task = asyncio.create_task(self._moderate(ticket, item, event))
+            self._tasks[ticket] = task
+            task.add_done_callback(partial(self._forget, ticket))
+
+    def revoke(self, partitions: Iterable[Hashable]) -> None:
+        """Partitions taken away by a rebalance: stop their work, never ack them."""
+        self._drop(self._tracker.revoke(partitions))
+
+    def assigned(self, partitions: Iterable[Hashable]) -> None:
+        """A new assignment: forget partitions that are not in it (normally revoked already)."""
+        self._drop(self._tracker.retain(partitions))
+
+    async def drain(self, timeout_s: float) -> None:
+        """At shutdown: let in-flight events finish and their outputs publish, for up to
+        ``timeout_s``. What does not finish is not acked, so it is delivered again."""
+        deadline = time.monotonic() + timeout_s
+        if self._tasks:
+            logger.info("draining in_flight_events=%d timeout_s=%.0f", len(self._tasks), timeout_s)
+            await asyncio.wait(list(self._tasks.values()), timeout=timeout_s)
+        runner = self._runner
+        if runner is not None and not runner.done():
+            try:
+                await asyncio.wait_for(self._outbox.wait_idle(), max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                logger.warning("outputs still unpublished at shutdown: they are delivered again")
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await self.gate.aclose()
+
+    # -- per event ----------------------------------------------------------------------
 
     def _dead_letter(self, item: InputRecord, error: ContractError) -> OutputRecord:
         logger.warning(
@@ -156,7 +204,7 @@ class BatchModerator:
             error.reason,
         )
         metrics.DEAD_LETTERS.labels(error.reason).inc()
-        record = dlq_record(
+        return self._outputs.dead_letter(
             error,
             key=item.key,
             value=item.value,
@@ -164,85 +212,102 @@ class BatchModerator:
             partition=item.partition,
             offset=item.offset,
             timestamp=item.timestamp,
-        )
-        return OutputRecord(
-            self._settings.topics.dlq,
-            item.key,
-            orjson.dumps(record),
-            telemetry.passthrough_headers(item.headers),
-        )
-
-    async def process(self, batch: Sequence[InputRecord]) -> Processed:
-        """Output records for a batch (DLQ records first), its verdicts, and the send spans to end
-        once the records are published."""
-        metrics.EVENTS.inc(len(batch))
-        metrics.BATCH_SIZE.observe(len(batch))
-        events, records = self.decode(batch)
-        moderate = self._moderate_traced if telemetry.is_enabled() else self._moderate
-        done = Processed(records)
-        for verdict, outputs, sends in await asyncio.gather(
-            *(moderate(item, event) for item, event in events)
-        ):
-            done.verdicts.append(verdict)
-            done.records.extend(outputs)
-            done.spans.extend(sends)
-        return done
-
-    async def _moderate(
-        self, item: InputRecord, event: ChatEvent
-    ) -> tuple[Verdict, list[OutputRecord], list[Span]]:
-        verdict = await moderate_one(event, self._engine, self._policy)
-        headers = telemetry.passthrough_headers(item.headers) if item.headers else None
-        return verdict, records_for(verdict, self._settings.topics, headers), []
-
-    async def _moderate_traced(
-        self, item: InputRecord, event: ChatEvent
-    ) -> tuple[Verdict, list[OutputRecord], list[Span]]:
-        with telemetry.process_span(
-            topic=item.topic,
-            partition=item.partition,
-            offset=item.offset,
-            group=self._settings.kafka.group_id,
-            event_id=event.id,
             headers=item.headers,
-        ):
-            verdict = await moderate_one(event, self._engine, self._policy)
-            traced: list[OutputRecord] = []
-            sends: list[Span] = []
-            for record in records_for(verdict, self._settings.topics):
-                span = telemetry.send_span(record.topic, event.id)
-                if span is not None:
-                    sends.append(span)
-                    record = OutputRecord(
-                        record.topic, record.key, record.value, [*record.headers, *telemetry.inject(span)]
-                    )
-                traced.append(record)
-            return verdict, traced, sends
+            event_id=peek_event_id(item.value),
+        )
 
-    @staticmethod
-    def _count(verdicts: Sequence[Verdict]) -> None:
-        """Metrics of published verdicts (called once the broker acknowledged them)."""
+    async def _moderate(self, ticket: Ticket, item: InputRecord, event: ChatEvent) -> None:
+        try:
+            with telemetry.process_span(
+                topic=item.topic,
+                partition=item.partition,
+                offset=item.offset,
+                group=self._group,
+                event_id=event.id,
+                headers=item.headers,
+            ):
+                verdict = await moderate_one(event, self._engine, self._policy, gate=self.gate)
+                trace = telemetry.OutputTrace(event.id, item.headers)
+                records = self._outputs.for_verdict(verdict, trace.headers)
+        except asyncio.CancelledError:
+            self._release(ticket)
+            raise
+        except BaseException as exc:  # EngineDead, or a bug: the worker restarts, nothing is acked
+            self._release(ticket)
+            logger.exception('moderation failed, stopping the worker event_id="%s"', event.id)
+            await self._on_fatal(exc)
+            return
+        if ticket.dropped:
+            self._release(ticket)
+            return
+        self._done[ticket] = (verdict, trace)
+        self._outbox.put(ticket, records)
+
+    # -- after publishing ----------------------------------------------------------------
+
+    async def _published(self, tickets: list[Ticket]) -> None:
         now = time.time()
-        for verdict in verdicts:
-            metrics.VERDICTS.labels(verdict.outcome.value).inc()
-            metrics.END_TO_END.observe(max(0.0, now - verdict.event_timestamp))
-            metrics.ENGINE_LATENCY.observe(verdict.timings.engine_ms / 1000)
-            if verdict.error:
-                metrics.ENGINE_ERRORS.labels(verdict.error.split(":", 1)[0]).inc()
-            if verdict.prompt_tokens is not None:
-                metrics.TOKENS.labels("prompt").observe(verdict.prompt_tokens)
-            if verdict.completion_tokens is not None:
-                metrics.TOKENS.labels("completion").observe(verdict.completion_tokens)
+        for ticket in tickets:
+            self._release(ticket)
+            done = self._done.pop(ticket, None)
+            if done is not None:
+                verdict, trace = done
+                trace.end()
+                _count(verdict, now)
+        for ticket in self._tracker.complete(tickets):
+            await self._ack(ticket.handle)
 
-    async def _publish(self, records: Sequence[OutputRecord]) -> None:
-        delay = 0.5
-        for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
-            try:
-                await self._publisher.publish(records)
-                return
-            except PublishError as exc:
-                if attempt == _PUBLISH_ATTEMPTS:
-                    raise
-                logger.warning('publish failed, retrying attempt=%d error="%s"', attempt, exc)
-                await asyncio.sleep(delay)
-                delay *= 2
+    def _rejected(self, record: OutputRecord, ticket: Ticket, error: BaseException) -> OutputRecord:
+        topic, partition = _split_tp(ticket.partition)
+        return self._outputs.rejected(
+            record, topic=topic, partition=partition, offset=ticket.offset, error=error
+        )
+
+    def _release(self, ticket: Ticket) -> None:
+        if ticket in self._holding:
+            self._holding.discard(ticket)
+            self._slots.release()
+            metrics.IN_FLIGHT.dec()
+
+    def _drop(self, tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            self._done.pop(ticket, None)
+            task = self._tasks.pop(ticket, None)
+            if task is not None:
+                task.cancel()
+            self._release(ticket)
+        if tickets:
+            logger.info("dropped events of revoked partitions count=%d", len(tickets))
+
+    def _forget(self, ticket: Ticket, _: asyncio.Task[None]) -> None:
+        self._tasks.pop(ticket, None)
+
+    def _runner_stopped(self, task: asyncio.Task[None]) -> None:
+        exc = None if task.cancelled() else task.exception()
+        if exc is None:
+            return
+        logger.error("publishing failed, stopping the worker without acknowledging: %s", exc)
+        self._fatal = asyncio.ensure_future(self._on_fatal(exc))
+
+
+def _split_tp(tp: Hashable) -> tuple[str, int]:
+    topic = getattr(tp, "topic", None)
+    if topic is not None:
+        return str(topic), int(tp.partition)  # type: ignore[attr-defined]
+    pair: tuple[str, int] = tp  # type: ignore[assignment]
+    return pair[0], pair[1]
+
+
+def _count(verdict: Verdict, now: float) -> None:
+    """Metrics of a published verdict (counted once the broker acknowledged it)."""
+    metrics.VERDICTS.labels(verdict.outcome.value).inc()
+    metrics.END_TO_END.observe(max(0.0, now - verdict.event_timestamp))
+    metrics.ENGINE_LATENCY.observe(verdict.timings.engine_ms / 1000)
+    if verdict.error:
+        metrics.ENGINE_ERRORS.labels(verdict.error.split(":", 1)[0]).inc()
+    if verdict.prompt_tokens is not None:
+        metrics.TOKENS.labels("prompt").observe(verdict.prompt_tokens)
+    if verdict.completion_tokens is not None:
+        metrics.TOKENS.labels("completion").observe(verdict.completion_tokens)
+    if verdict.windows:
+        metrics.WINDOWS.observe(len(verdict.windows))

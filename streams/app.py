@@ -14,18 +14,26 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.agents import BatchModerator, InputRecord
+from streams.agents import InputRecord, Moderator
 from streams.config import Settings
+from streams.engines.availability import EngineGate
 from streams.engines.base import GuardEngine
 from streams.health import HealthServer, broker_reachable
-from streams.sinks import Publisher
 
-__all__ = ["READY_LOG", "GuardWorker", "create_app", "health_server"]
+__all__ = ["READY_LOG", "GuardWorker", "create_app", "engine_gate", "health_server"]
 
 logger = logging.getLogger(__name__)
 
-DRAIN_TIMEOUT_S = 60.0
 READY_LOG = "guardstream assigned"
+
+
+def engine_gate(settings: Settings, engine: GuardEngine) -> EngineGate:
+    return EngineGate(
+        engine,
+        probe_interval_s=settings.engine.probe_interval_s,
+        probe_max_interval_s=settings.engine.probe_max_interval_s,
+        max_delay_s=settings.policy.outage_max_delay_s,
+    )
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -57,8 +65,10 @@ class _App(faust.App):
         return transport
 
 
-def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
+def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | None = None) -> faust.App:
+    settings.check()
     kafka = settings.kafka
+    gate = gate or engine_gate(settings, engine)
     # No tables are kept, but Faust wants a data folder: keep it out of the working directory.
     datadir = Path(tempfile.gettempdir()) / "guardstream-faust" / kafka.group_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -72,48 +82,68 @@ def create_app(settings: Settings, engine: GuardEngine) -> faust.App:
         value_serializer="raw",
         web_enabled=False,
         topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=kafka.auto_offset_reset,
         broker_session_timeout=kafka.session_timeout_s,
         broker_heartbeat_interval=kafka.heartbeat_interval_s,
         broker_request_timeout=kafka.request_timeout_s,
+        broker_commit_interval=kafka.commit_interval_s,
         producer_acks=-1,
         producer_linger_ms=kafka.producer_linger_ms,
         producer_max_batch_size=kafka.producer_max_batch_bytes,
+        producer_max_request_size=kafka.producer_max_request_bytes,
+        # The moderator tracks its own in-flight events and acks them in offset order; a
+        # rebalance must not wait for them (an engine outage would stall the whole group).
+        stream_wait_empty=False,
         autodiscover=False,
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
     events_topic = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
+    moderators: list[Moderator] = []
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        for moderator in moderators:
+            moderator.revoke(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        for moderator in moderators:
+            moderator.assigned(assigned)
         logger.info("%s partitions=%d", READY_LOG, len(assigned))
 
     @app.agent(events_topic, name="guardstream.moderate")
     async def moderate_events(stream: Any) -> None:
-        moderator = BatchModerator(
+        moderator = Moderator(
             settings=settings,
             engine=engine,
-            publisher=Publisher(app.producer),
+            producer=app.producer,
             ack=stream.ack,
             on_fatal=app.crash,
+            gate=gate,
+            generation=lambda: app.consumer_generation_id,
         )
+        moderators.append(moderator)
         try:
             async for batch in stream.noack_take(settings.batch.max_size, within=settings.batch.max_wait_s):
-                await moderator.submit([InputRecord(event) for event in batch])
+                await moderator.admit([InputRecord(event) for event in batch])
         finally:
-            await moderator.drain(DRAIN_TIMEOUT_S)
+            moderators.remove(moderator)
+            await moderator.drain(settings.batch.drain_timeout_s)
 
     return app
 
 
-def health_server(settings: Settings, engine: GuardEngine) -> HealthServer:
+def health_server(settings: Settings, engine: GuardEngine, gate: EngineGate | None = None) -> HealthServer:
     async def broker() -> bool:
         return await broker_reachable(settings.kafka.bootstrap)
+
+    async def engine_ready() -> bool:  # paused for an outage, or the probe fails now
+        return (gate is None or gate.is_open) and await engine.ready()
 
     return HealthServer(
         host=settings.telemetry.http_host,
         port=settings.telemetry.http_port,
-        checks={"engine": engine.ready, "broker": broker},
+        checks={"engine": engine_ready, "broker": broker},
     )
 
 
@@ -124,10 +154,18 @@ class GuardWorker(faust.Worker):
     (up before the engine loads, so a slow model load shows as "not ready").
     """
 
-    def __init__(self, app: faust.App, engine: GuardEngine, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        engine: GuardEngine,
+        settings: Settings,
+        *,
+        gate: EngineGate | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self._engine = engine
-        self._health = health_server(settings, engine) if settings.telemetry.http_port else None
+        self._health = health_server(settings, engine, gate) if settings.telemetry.http_port else None
 
     async def on_first_start(self) -> None:
         if self._health is not None:

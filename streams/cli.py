@@ -84,10 +84,11 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     """Create topics, load the engine, run the Faust worker until stopped."""
     from streams import telemetry
-    from streams.app import GuardWorker, create_app
+    from streams.app import GuardWorker, create_app, engine_gate
     from streams.engines import create_engine
     from streams.topics import ensure_topics
 
+    settings.check()
     loop = _new_loop()
     loop.run_until_complete(ensure_topics(settings.kafka, settings.topics))
     tel = settings.telemetry
@@ -95,9 +96,10 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
         tel.traces_exporter, service_name=tel.service_name, capture_content=tel.capture_content
     )
     engine = create_engine(settings.engine)
-    app = create_app(settings, engine)
+    gate = engine_gate(settings, engine)
+    app = create_app(settings, engine, gate=gate)
     worker = GuardWorker(
-        app, engine, settings, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False
+        app, engine, settings, gate=gate, loop=loop, loglevel=loglevel, quiet=True, redirect_stdouts=False
     )
     try:
         worker.execute_from_commandline()

@@ -18,19 +18,37 @@ from streams.errors import ConfigError
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DLQ_KEY_BYTES",
+    "RECORD_OVERHEAD_BYTES",
     "BatchConfig",
     "EngineConfig",
     "FailPolicy",
     "KafkaConfig",
+    "LongText",
     "PolicyConfig",
     "RetryConfig",
     "Settings",
     "TelemetryConfig",
     "TopicNames",
+    "dlq_record_bound",
 ]
 
 ENV_PREFIX = "GUARDSTREAM_"
 DEFAULT_MODEL = "yueliu1999/GuardReasoner-1B"
+# Framing around one record in a produce request (request header, batch header, record
+# header and varints) stays below this.
+RECORD_OVERHEAD_BYTES = 512
+MIN_RECORD_BYTES = 16 * 1024
+_DLQ_KEY_BYTES = 4096
+_DLQ_FIXED_BYTES = 4096  # error message, source, hashes, field names
+
+
+def dlq_record_bound(max_value_bytes: int) -> int:
+    """Largest dead-letter record for a value prefix of ``max_value_bytes`` (base64 is 4/3)."""
+    return 4 * ((max_value_bytes + 2) // 3) + 4 * ((_DLQ_KEY_BYTES + 2) // 3) + _DLQ_FIXED_BYTES
+
+
+DLQ_KEY_BYTES = _DLQ_KEY_BYTES
 
 
 class FailPolicy(StrEnum):
@@ -62,25 +80,46 @@ class KafkaConfig:
     session_timeout_s: float = 30.0
     heartbeat_interval_s: float = 3.0
     request_timeout_s: float = 30.0
+    # Where a consumer group without a committed offset starts: "earliest" (the whole
+    # retained topic) or "latest" (only new events; wrong on the embedded broker after
+    # batched produce, see ../shared/ENVIRONMENT.md).
+    auto_offset_reset: str = "earliest"
     # Longest a fetch waits for data. Apache Kafka answers as soon as any data arrives;
     # the embedded broker waits the whole time when some partitions are empty.
     fetch_max_wait_ms: int = 100
     producer_linger_ms: int = 5  # batch output records per partition (at-least-once acks either way)
     producer_max_batch_bytes: int = 1024 * 1024
+    # Largest produce request the producer sends (aiokafka's max_request_size); every
+    # output record is kept below max_record_bytes, which must fit in it.
+    producer_max_request_bytes: int = 1024 * 1024
+    # Largest output record (key + value + headers) the service publishes. Apache Kafka
+    # accepts 1,048,588 bytes per record batch by default (message.max.bytes); records
+    # that would be larger are shrunk (long text fields truncated, marked as such).
+    max_record_bytes: int = 1_000_000
+    commit_interval_s: float = 2.8  # how often acknowledged offsets are committed
+    # How long a failing publish (broker unreachable, leader elections) is retried
+    # before the worker stops without acknowledging, so a restart re-delivers.
+    publish_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchConfig:
-    """How the agent groups events: up to ``max_size`` or ``max_wait_s``, whichever first.
+    """How the agent takes events: up to ``max_size`` or ``max_wait_s``, whichever first.
 
-    ``max_in_flight`` bounds the events taken from Kafka but not yet published
-    (several batches can be with the engine at once, so it never idles on a
-    batch's slowest request).
+    ``max_in_flight`` bounds the events being moderated at once (taken from Kafka,
+    not yet published); each event frees its slot when its own outputs are
+    published, so a slow request never holds up the others. ``max_unacked`` bounds
+    the events taken but not yet committable: offsets are committed strictly in
+    order, so a slow event keeps the later events of its partition uncommitted
+    (they are re-delivered after a crash) until it is done. ``drain_timeout_s`` is
+    how long a stopping worker waits for what is in flight.
     """
 
     max_size: int = 64
     max_wait_s: float = 0.05
     max_in_flight: int = 256
+    max_unacked: int = 4096
+    drain_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +130,8 @@ class EngineConfig:
     max_tokens: int = 1024
     temperature: float = 0.0
     top_p: float = 1.0
+    # Per attempt, measured on the engine's own work: time queued in front of it
+    # (behind the concurrency limit) does not count.
     timeout_s: float = 120.0
     max_model_len: int = 4096
     max_concurrency: int = 64
@@ -106,6 +147,10 @@ class EngineConfig:
     # repetition_min_count times in a row (0: off). Loops otherwise run to max_tokens.
     repetition_max_pattern: int = 64
     repetition_min_count: int = 10
+    # While the engine is unavailable: how often its health is probed (doubling up
+    # to probe_max_interval_s).
+    probe_interval_s: float = 1.0
+    probe_max_interval_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,13 +160,36 @@ class RetryConfig:
     attempts: int = 3
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 10.0
+    retry_after_max_s: float = 30.0  # a server's Retry-After is honoured up to this
+
+
+class LongText(StrEnum):
+    """What happens to an event whose prompt does not fit the model's context."""
+
+    WINDOW = "window"  # moderate overlapping windows that fit; the worst window decides
+    REJECT = "reject"  # dead-letter it with reason ``too_long``
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PolicyConfig:
+    """What is decided when the model cannot decide, and what input is accepted.
+
+    ``fail_policy`` applies to what one event does (unreadable output, a rejected
+    prompt, a runaway generation, repeated errors while the engine is healthy). An
+    engine *outage* pauses the worker instead; only after ``outage_max_delay_s``
+    (0: wait for as long as it takes) do the events it holds get the fail policy.
+    """
+
     fail_policy: FailPolicy = FailPolicy.FAIL_CLOSED
+    outage_max_delay_s: float = 0.0
     max_event_bytes: int = 256 * 1024
     max_text_chars: int = 32_000
+    long_text: LongText = LongText.WINDOW
+    window_overlap_tokens: int = 64  # tokens two neighbouring windows share
+    max_windows: int = 16  # more windows than this: dead-lettered as too_long
+    # The DLQ keeps at most this many bytes of an input's value (and 4 KiB of its key),
+    # with the full size and SHA-256, so a DLQ record is always publishable.
+    dlq_max_value_bytes: int = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,6 +275,44 @@ class Settings:
         return replace(
             self, topics=topics, kafka=replace(self.kafka, group_id=f"{self.kafka.group_id}-{run}")
         )
+
+    def check(self) -> Settings:
+        """Settings that contradict each other are an error at start, not a crash later."""
+        kafka, batch, policy = self.kafka, self.batch, self.policy
+        problems = []
+        if kafka.auto_offset_reset not in {"earliest", "latest"}:
+            problems.append(f"KAFKA_AUTO_OFFSET_RESET={kafka.auto_offset_reset!r} (earliest or latest)")
+        if kafka.max_record_bytes + RECORD_OVERHEAD_BYTES > kafka.producer_max_request_bytes:
+            problems.append(
+                f"KAFKA_MAX_RECORD_BYTES={kafka.max_record_bytes} does not fit in "
+                f"KAFKA_PRODUCER_MAX_REQUEST_BYTES={kafka.producer_max_request_bytes} "
+                f"(needs {RECORD_OVERHEAD_BYTES} bytes of framing)"
+            )
+        if kafka.max_record_bytes < MIN_RECORD_BYTES:
+            problems.append(f"KAFKA_MAX_RECORD_BYTES={kafka.max_record_bytes} is below {MIN_RECORD_BYTES}")
+        dlq_bytes = dlq_record_bound(policy.dlq_max_value_bytes)
+        if dlq_bytes > kafka.max_record_bytes:
+            problems.append(
+                f"POLICY_DLQ_MAX_VALUE_BYTES={policy.dlq_max_value_bytes} makes dead-letter records of up "
+                f"to {dlq_bytes} bytes, more than KAFKA_MAX_RECORD_BYTES={kafka.max_record_bytes}"
+            )
+        if batch.max_size < 1 or batch.max_in_flight < 1:
+            problems.append("BATCH_MAX_SIZE and BATCH_MAX_IN_FLIGHT must be at least 1")
+        if batch.max_unacked < batch.max_in_flight:
+            problems.append(
+                f"BATCH_MAX_UNACKED={batch.max_unacked} must be at least "
+                f"BATCH_MAX_IN_FLIGHT={batch.max_in_flight}"
+            )
+        if self.engine.max_tokens >= self.engine.max_model_len:
+            problems.append(
+                f"ENGINE_MAX_TOKENS={self.engine.max_tokens} leaves no room for the prompt in "
+                f"ENGINE_MAX_MODEL_LEN={self.engine.max_model_len}"
+            )
+        if policy.max_windows < 1:
+            problems.append("POLICY_MAX_WINDOWS must be at least 1")
+        if problems:
+            raise ConfigError("inconsistent settings: " + "; ".join(f"{ENV_PREFIX}{p}" for p in problems))
+        return self
 
     def for_embedded_broker(self) -> Settings:
         """Tansu makes the first member of a new group wait session_timeout/2: keep it short."""

@@ -10,6 +10,7 @@ agent turns into a dead-letter record::
     ├── EngineError            the guard engine failed for one prompt
     │   ├── EngineTimeout      no answer within the configured time (retryable)
     │   ├── EngineUnavailable  cannot reach / load the engine (retryable)
+    │   │   └── EngineDead     an in-process engine died: the worker must restart
     │   ├── EngineOverloaded   told to back off, carries retry_after (retryable)
     │   └── EngineRejected     the engine refuses this prompt (not retryable)
     ├── ModelNotFound          model weights not available locally, no way to fetch them
@@ -23,6 +24,7 @@ __all__ = [
     "BrokerError",
     "ConfigError",
     "ContractError",
+    "EngineDead",
     "EngineError",
     "EngineOverloaded",
     "EngineRejected",
@@ -67,6 +69,10 @@ class EngineTimeout(EngineError):
 
 class EngineUnavailable(EngineError):
     """The engine cannot be reached (connection refused, server gone, 5xx)."""
+
+
+class EngineDead(EngineUnavailable):
+    """The in-process engine failed for good; nothing but a restart brings it back."""
 
 
 class EngineOverloaded(EngineError):

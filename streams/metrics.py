@@ -10,10 +10,14 @@ __all__ = [
     "END_TO_END",
     "ENGINE_ERRORS",
     "ENGINE_LATENCY",
+    "ENGINE_OUTAGES",
+    "ENGINE_UP",
     "EVENTS",
     "IN_FLIGHT",
+    "OUTPUTS_REJECTED",
     "TOKENS",
     "VERDICTS",
+    "WINDOWS",
 ]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -41,4 +45,18 @@ BATCH_SIZE = Histogram(
 END_TO_END = Histogram(
     "guardstream_end_to_end_seconds", "Event timestamp to verdict published", buckets=_LATENCY_BUCKETS
 )
-IN_FLIGHT = Gauge("guardstream_in_flight_events", "Events taken from Kafka and not yet acknowledged")
+IN_FLIGHT = Gauge("guardstream_in_flight_events", "Events being moderated (taken, outputs not yet published)")
+ENGINE_UP = Gauge(
+    "guardstream_engine_up", "1 while the engine serves, 0 during an outage (the worker pauses)"
+)
+ENGINE_OUTAGES = Counter("guardstream_engine_outages", "Engine outages detected (each pauses the worker)")
+OUTPUTS_REJECTED = Counter(
+    "guardstream_outputs_rejected",
+    "Output records the broker refused (replaced by a dead-letter record), by error",
+    ["error"],
+)
+WINDOWS = Histogram(
+    "guardstream_windows",
+    "Windows per long input moderated in pieces",
+    buckets=(2, 3, 4, 6, 8, 12, 16, 32),
+)

@@ -1,9 +1,14 @@
 """event → prompt → engine → parse → verdict, for one event. Pure: no Kafka here.
 
-:func:`moderate_one` retries retryable engine errors with exponential backoff
-and always returns a verdict: an engine that keeps failing (or raises something
-unexpected) yields an ``engine_error`` verdict, never an exception and never a
-dropped event. Callers run it for every event of a batch concurrently.
+:func:`moderate_one` always returns a verdict for what the event itself does:
+unreadable output, a rejected prompt, a runaway generation, or an engine that
+keeps failing *while healthy* follow the fail policy (``engine_error`` /
+``unparsed`` verdicts). An engine *outage* is not the event's doing: with an
+:class:`~streams.engines.availability.EngineGate` the call waits for the engine
+to come back (without spending attempts) and only an outage longer than the
+gate's ``max_delay_s`` yields an ``engine_error`` verdict. Input too long for
+the model's context is moderated in windows (see :mod:`streams.prompt.windows`).
+Callers run it for many events concurrently.
 """
 
 from __future__ import annotations
@@ -11,16 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from streams import telemetry
-from streams.config import FailPolicy, RetryConfig, Settings
+from streams.config import FailPolicy, LongText, RetryConfig, Settings
+from streams.engines.availability import EngineGate
 from streams.engines.base import GenerateOptions, Generation, GuardEngine
-from streams.errors import EngineError, EngineOverloaded, EngineTimeout, EngineUnavailable
+from streams.errors import EngineDead, EngineError, EngineOverloaded, EngineRejected, EngineUnavailable
 from streams.event import ChatEvent
-from streams.parse import Harm, ParseStatus, parse
+from streams.parse import Answers, Completion, Harm, ParsedOutput, ParseStatus, parse
 from streams.prompt import build_prompt
+from streams.prompt.windows import TooLong, Window, plan_windows
 from streams.verdict import Outcome, Timings, Verdict, route
 
 __all__ = ["ModerationPolicy", "generate_with_retry", "moderate_one", "to_verdict"]
@@ -28,14 +36,17 @@ __all__ = ["ModerationPolicy", "generate_with_retry", "moderate_one", "to_verdic
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+Result = Generation | EngineError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModerationPolicy:
     options: GenerateOptions = GenerateOptions()
     retry: RetryConfig = RetryConfig()
-    timeout_s: float = 120.0
     fail_policy: FailPolicy = FailPolicy.FAIL_CLOSED
+    long_text: LongText = LongText.WINDOW
+    window_overlap_tokens: int = 64
+    max_windows: int = 16
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModerationPolicy:
@@ -46,52 +57,207 @@ class ModerationPolicy:
                 temperature=engine.temperature,
                 top_p=engine.top_p,
                 priority=engine.priority,
+                timeout_s=engine.timeout_s,
                 repetition_max_pattern=engine.repetition_max_pattern,
                 repetition_min_count=engine.repetition_min_count,
             ),
             retry=settings.retry,
-            timeout_s=engine.timeout_s,
             fail_policy=settings.policy.fail_policy,
+            long_text=settings.policy.long_text,
+            window_overlap_tokens=settings.policy.window_overlap_tokens,
+            max_windows=settings.policy.max_windows,
         )
 
 
 async def generate_with_retry(
-    engine: GuardEngine, prompt: str, policy: ModerationPolicy
-) -> tuple[Generation | EngineError, int]:
-    """The generation (or the last error) and how many attempts it took."""
-    delay = policy.retry.backoff_initial_s
-    error: EngineError = EngineError("no attempt made")
-    for attempt in range(1, max(1, policy.retry.attempts) + 1):
+    engine: GuardEngine, prompt: str, policy: ModerationPolicy, gate: EngineGate | None = None
+) -> tuple[Result, int]:
+    """The generation (or the last error) and how many attempts were made.
+
+    ``policy.retry.attempts`` bounds the attempts that failed while the engine was
+    healthy; attempts that failed because the engine was down (per ``gate``) are
+    free: the call waits for the gate instead. ``EngineDead`` propagates (the
+    worker must restart); ``EngineRejected`` is returned at once.
+    """
+    retry = policy.retry
+    delay = retry.backoff_initial_s
+    error: EngineError = EngineUnavailable("no attempt made")
+    attempts = charged = 0
+    while True:
+        if gate is not None and not await gate.wait_open():
+            return EngineUnavailable(f"engine outage longer than the allowed delay: {error}"), attempts
+        attempts += 1
         try:
-            async with asyncio.timeout(policy.timeout_s):
-                return await engine.generate(prompt, policy.options), attempt
-        except TimeoutError:
-            error = EngineTimeout(f"no answer within {policy.timeout_s:g}s")
+            return await engine.generate(prompt, policy.options), attempts
+        except EngineDead:
+            raise
         except EngineError as exc:
             error = exc
         except Exception as exc:  # an engine bug must become a verdict, not a crash loop on this input
             logger.exception('unexpected engine exception engine="%s"', engine.name)
             error = EngineUnavailable(f"unexpected {type(exc).__name__}: {exc}")
-        if not error.retryable or attempt >= policy.retry.attempts:
-            return error, attempt
+        if not error.retryable:
+            return error, attempts
+        overloaded = isinstance(error, EngineOverloaded)
+        if gate is not None and not overloaded and await gate.report_failure(error):
+            continue  # the engine is down: wait for it, this attempt does not count
+        charged += 1
+        if charged >= retry.attempts:
+            return error, attempts
         wait = delay
-        if isinstance(error, EngineOverloaded) and error.retry_after:
-            wait = max(wait, error.retry_after)
+        if overloaded and error.retry_after:  # type: ignore[attr-defined]
+            wait = max(wait, min(error.retry_after, retry.retry_after_max_s))  # type: ignore[attr-defined]
         logger.warning(
             'engine error, retrying engine="%s" attempt=%d error="%s" backoff_s=%.2f',
             engine.name,
-            attempt,
+            attempts,
             error,
             wait,
         )
         await asyncio.sleep(wait)
-        delay = min(delay * 2, policy.retry.backoff_max_s)
-    return error, policy.retry.attempts
+        delay = min(delay * 2, retry.backoff_max_s)
+
+
+@dataclass(slots=True)
+class _Judged:
+    """One engine result read for one event (or one window of it)."""
+
+    result: Result
+    attempts: int
+    outcome: Outcome
+    status: ParseStatus | None = None
+    parsed: ParsedOutput | None = None
+    window: Window | None = None
+    answers: Answers = field(default_factory=Answers)
+
+
+def _judge(result: Result, attempts: int, has_response: bool, window: Window | None = None) -> _Judged:
+    if isinstance(result, EngineError):
+        return _Judged(result, attempts, Outcome.ENGINE_ERROR, window=window)
+    parsed = parse(result.text, truncated=result.truncated)
+    status = parsed.status(has_response=has_response)
+    answers = parsed.answers
+    if Harm.HARMFUL in (answers.request, answers.response):
+        outcome = Outcome.HARMFUL
+    elif status is ParseStatus.OK:
+        outcome = Outcome.UNHARMFUL
+    else:
+        outcome = Outcome.UNPARSED
+    return _Judged(result, attempts, outcome, status, parsed, window, answers)
+
+
+_SEVERITY = {Outcome.HARMFUL: 3, Outcome.ENGINE_ERROR: 2, Outcome.UNPARSED: 1, Outcome.UNHARMFUL: 0}
+
+
+def _worst(values: Sequence[Any], bad: Any, good: Any) -> Any:
+    """``bad`` if any window says so, ``good`` if all do, else unknown (None)."""
+    if bad in values:
+        return bad
+    return good if values and all(v is good for v in values) else None
+
+
+def _combine(parts: Sequence[_Judged]) -> tuple[_Judged, Answers]:
+    """The deciding window (the first of the worst outcome) and the answers over all windows."""
+    deciding = max(parts, key=lambda p: _SEVERITY[p.outcome])
+    answers = Answers(
+        request=_worst([p.answers.request for p in parts], Harm.HARMFUL, Harm.UNHARMFUL),
+        completion=_worst([p.answers.completion for p in parts], Completion.COMPLIANCE, Completion.REFUSAL),
+        response=_worst([p.answers.response for p in parts], Harm.HARMFUL, Harm.UNHARMFUL),
+        found_block=all(p.answers.found_block for p in parts),
+        invalid=tuple(i for p in parts for i in p.answers.invalid),
+    )
+    return deciding, answers
+
+
+def _window_summary(part: _Judged) -> dict[str, Any]:
+    window = part.window.to_dict() if part.window is not None else {}
+    generation = part.result if isinstance(part.result, Generation) else None
+    return {
+        **window,
+        "outcome": part.outcome.value,
+        "status": part.status.value if part.status else None,
+        "answers": {
+            "request": _v(part.answers.request),
+            "completion": _v(part.answers.completion),
+            "response": _v(part.answers.response),
+        },
+        "finish_reason": generation.finish_reason if generation else None,
+        "error": None if generation else f"{type(part.result).__name__}: {part.result}",
+    }
+
+
+def _v(value: Harm | Completion | None) -> str | None:
+    return value.value if value is not None else None
+
+
+def _sum(values: Sequence[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _verdict(
+    event: ChatEvent,
+    parts: Sequence[_Judged],
+    *,
+    engine: str,
+    policy: ModerationPolicy,
+    engine_s: float,
+    picked_up: float | None,
+    clock: Clock,
+) -> Verdict:
+    now = clock()
+    picked = picked_up if picked_up is not None else now
+    deciding, answers = _combine(parts) if len(parts) > 1 else (parts[0], parts[0].answers)
+    outcome = deciding.outcome
+    common: dict[str, Any] = {
+        "event_id": event.id,
+        "conversation_id": event.conversation_id,
+        "user_id": event.user_id,
+        "event_timestamp": event.timestamp,
+        "has_response": event.response is not None,
+        "engine": engine,
+        "attempts": sum(p.attempts for p in parts),
+        "timings": Timings(
+            queue_ms=max(0.0, (picked - event.timestamp) * 1000),
+            engine_ms=engine_s * 1000,
+            total_ms=max(0.0, (now - event.timestamp) * 1000),
+        ),
+        "moderated_at": now,
+        "actions": route(outcome, policy.fail_policy),
+        "windows": tuple(_window_summary(p) for p in parts) if len(parts) > 1 else (),
+    }
+    result = deciding.result
+    if isinstance(result, EngineError):
+        return Verdict(
+            outcome=outcome,
+            status=None,
+            error=f"{type(result).__name__}: {result}",
+            request=answers.request,
+            completion=answers.completion,
+            response=answers.response,
+            **common,
+        )
+    generations = [p.result for p in parts if isinstance(p.result, Generation)]
+    return Verdict(
+        outcome=outcome,
+        status=deciding.status,
+        request=answers.request,
+        completion=answers.completion,
+        response=answers.response,
+        reasoning=deciding.parsed.reasoning if deciding.parsed else (),
+        raw=result.text,
+        invalid=answers.invalid,
+        model=result.model,
+        prompt_tokens=_sum([g.prompt_tokens for g in generations]),
+        completion_tokens=_sum([g.completion_tokens for g in generations]),
+        finish_reason=result.finish_reason,
+        **common,
+    )
 
 
 def to_verdict(
     event: ChatEvent,
-    result: Generation | EngineError,
+    result: Result,
     *,
     engine: str,
     policy: ModerationPolicy,
@@ -100,87 +266,91 @@ def to_verdict(
     picked_up: float | None = None,
     clock: Clock = time.time,
 ) -> Verdict:
-    """Build the verdict for one event from the engine's result (pure apart from ``clock``)."""
-    now = clock()
-    picked = picked_up if picked_up is not None else now
-    timings = Timings(
-        queue_ms=max(0.0, (picked - event.timestamp) * 1000),
-        engine_ms=engine_s * 1000,
-        total_ms=max(0.0, (now - event.timestamp) * 1000),
+    """The verdict for one event from one engine result (pure apart from ``clock``)."""
+    part = _judge(result, attempts, event.response is not None)
+    return _verdict(
+        event, [part], engine=engine, policy=policy, engine_s=engine_s, picked_up=picked_up, clock=clock
     )
-    common = {
-        "event_id": event.id,
-        "conversation_id": event.conversation_id,
-        "user_id": event.user_id,
-        "event_timestamp": event.timestamp,
-        "has_response": event.response is not None,
-        "engine": engine,
-        "attempts": attempts,
-        "timings": timings,
-        "moderated_at": now,
-    }
-    if isinstance(result, EngineError):
-        outcome = Outcome.ENGINE_ERROR
-        return Verdict(
-            outcome=outcome,
-            status=None,
-            error=f"{type(result).__name__}: {result}",
-            actions=route(outcome, policy.fail_policy),
-            **common,  # type: ignore[arg-type]
-        )
-    parsed = parse(result.text, truncated=result.truncated)
-    status = parsed.status(has_response=event.response is not None)
-    answers = parsed.answers
-    if Harm.HARMFUL in (answers.request, answers.response):
-        outcome = Outcome.HARMFUL
-    elif status is ParseStatus.OK:
-        outcome = Outcome.UNHARMFUL
-    else:
-        outcome = Outcome.UNPARSED
-    return Verdict(
-        outcome=outcome,
-        status=status,
-        request=answers.request,
-        completion=answers.completion,
-        response=answers.response,
-        reasoning=parsed.reasoning,
-        raw=result.text,
-        invalid=answers.invalid,
-        model=result.model,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        finish_reason=result.finish_reason,
-        actions=route(outcome, policy.fail_policy),
-        **common,  # type: ignore[arg-type]
+
+
+async def _windows(event: ChatEvent, engine: GuardEngine, policy: ModerationPolicy) -> list[Window] | None:
+    """None when the event's prompt fits the model's context (the usual case, decided without
+    tokenizing when the prompt's UTF-8 length already fits); else the windows to moderate.
+    Raises :class:`TooLong` when the policy rejects long input or it needs too many windows."""
+    context = engine.context_tokens
+    if context is None:
+        return None
+    budget = context - policy.options.max_tokens
+    prompt = build_prompt(event.request, event.response)
+    # Every token is at least one byte for byte-level BPE tokenizers (Llama 3's), +2 for BOS/EOS.
+    if len(prompt) * 4 + 2 <= budget or len(prompt.encode("utf-8", "surrogatepass")) + 2 <= budget:
+        return None
+    if await engine.count_tokens(prompt) <= budget:
+        return None
+    if policy.long_text is LongText.REJECT:
+        raise TooLong("the prompt does not fit the model's context and POLICY_LONG_TEXT=reject")
+    return await plan_windows(
+        event.request,
+        event.response,
+        budget=budget,
+        count=engine.count_tokens,
+        overlap=policy.window_overlap_tokens,
+        max_windows=policy.max_windows,
     )
+
+
+async def _generate(
+    engine: GuardEngine, prompt: str, policy: ModerationPolicy, gate: EngineGate | None
+) -> tuple[Result, int]:
+    options = policy.options
+    with telemetry.engine_span(
+        engine=engine.name,
+        model=engine.model,
+        max_tokens=options.max_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        prompt=prompt,
+    ) as span:
+        result, attempts = await generate_with_retry(engine, prompt, policy, gate)
+        telemetry.record_generation(span, result, model=engine.model)
+    return result, attempts
 
 
 async def moderate_one(
-    event: ChatEvent, engine: GuardEngine, policy: ModerationPolicy, *, clock: Clock = time.time
+    event: ChatEvent,
+    engine: GuardEngine,
+    policy: ModerationPolicy,
+    *,
+    gate: EngineGate | None = None,
+    clock: Clock = time.time,
 ) -> Verdict:
     picked_up = clock()
     started = time.perf_counter()
-    prompt = build_prompt(event.request, event.response)
-    if telemetry.is_enabled():
-        options = policy.options
-        with telemetry.engine_span(
-            engine=engine.name,
-            model=engine.model,
-            max_tokens=options.max_tokens,
-            temperature=options.temperature,
-            top_p=options.top_p,
-            prompt=prompt,
-        ) as span:
-            result, attempts = await generate_with_retry(engine, prompt, policy)
-            telemetry.record_generation(span, result, model=engine.model)
-    else:
-        result, attempts = await generate_with_retry(engine, prompt, policy)
-    return to_verdict(
+    has_response = event.response is not None
+    parts: list[_Judged]
+    try:
+        windows = await _windows(event, engine, policy)
+    except TooLong as exc:
+        windows, parts = (
+            [],
+            [_judge(EngineRejected(f"input too long for the model's context: {exc}"), 0, has_response)],
+        )
+    except EngineError as exc:  # the token count failed: send the prompt whole and let the engine decide
+        logger.warning('token count failed, sending the prompt whole error="%s"', exc)
+        windows = None
+    if windows is None:
+        result, attempts = await _generate(engine, build_prompt(event.request, event.response), policy, gate)
+        parts = [_judge(result, attempts, has_response)]
+    elif windows:
+        results = await asyncio.gather(
+            *(_generate(engine, build_prompt(w.request, w.response), policy, gate) for w in windows)
+        )
+        parts = [_judge(r, a, has_response, w) for (r, a), w in zip(results, windows, strict=True)]
+    return _verdict(
         event,
-        result,
+        parts,
         engine=engine.name,
         policy=policy,
-        attempts=attempts,
         engine_s=time.perf_counter() - started,
         picked_up=picked_up,
         clock=clock,

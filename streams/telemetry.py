@@ -45,8 +45,8 @@ __all__ = [
     "new_trace_headers",
     "passthrough_headers",
     "process_span",
+    "OutputTrace",
     "record_generation",
-    "send_span",
     "setup_tracing",
     "shutdown_tracing",
 ]
@@ -146,12 +146,22 @@ def inject(span: Span) -> list[tuple[str, bytes]]:
     return carrier
 
 
-def passthrough_headers(headers: Sequence[tuple[str, bytes]] | None) -> list[tuple[str, bytes]]:
-    """With tracing off: the incoming trace headers, to copy onto the outputs."""
-    return [(k, v) for k, v in headers or () if k.lower() in TRACE_HEADERS]
+_MAX_TRACE_HEADER_BYTES = 512
 
 
-@contextlib.contextmanager
+def passthrough_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> list[tuple[str, bytes]]:
+    """The incoming W3C trace headers, to copy onto the outputs when tracing is off
+    (missing or oversized values are dropped: input headers are untrusted)."""
+    return [
+        (k, v)
+        for k, v in headers or ()
+        if v is not None and len(v) <= _MAX_TRACE_HEADER_BYTES and k.lower() in TRACE_HEADERS
+    ]
+
+
+_OFF: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
 def process_span(
     *,
     topic: str,
@@ -160,11 +170,22 @@ def process_span(
     group: str,
     event_id: str | None,
     headers: Sequence[tuple[str, bytes]] | None,
-) -> Iterator[Span | None]:
-    """CONSUMER span for one event, continuing the producer's trace. ``None`` when off."""
+) -> contextlib.AbstractContextManager[Span | None]:
+    """CONSUMER span for one event, continuing the producer's trace (a no-op yielding None when off)."""
     if not _state["enabled"]:
-        yield None
-        return
+        return _OFF
+    return _process_span(topic, partition, offset, group, event_id, headers)
+
+
+@contextlib.contextmanager
+def _process_span(
+    topic: str,
+    partition: int,
+    offset: int,
+    group: str,
+    event_id: str | None,
+    headers: Sequence[tuple[str, bytes]] | None,
+) -> Iterator[Span]:
     attributes: dict[str, Any] = {
         "messaging.system": "kafka",
         "messaging.operation.type": "process",
@@ -182,14 +203,19 @@ def process_span(
         yield span
 
 
-@contextlib.contextmanager
 def engine_span(
     *, engine: str, model: str, max_tokens: int, temperature: float, top_p: float, prompt: str
-) -> Iterator[Span | None]:
-    """CLIENT span around one generation (GenAI semantic conventions). ``None`` when off."""
+) -> contextlib.AbstractContextManager[Span | None]:
+    """CLIENT span around one generation (GenAI semantic conventions); a no-op yielding None when off."""
     if not _state["enabled"]:
-        yield None
-        return
+        return _OFF
+    return _engine_span(engine, model, max_tokens, temperature, top_p, prompt)
+
+
+@contextlib.contextmanager
+def _engine_span(
+    engine: str, model: str, max_tokens: int, temperature: float, top_p: float, prompt: str
+) -> Iterator[Span]:
     provider_name = engine.split(":", 1)[0]
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "text_completion",
@@ -250,10 +276,36 @@ def new_trace_headers(topic: str) -> tuple[list[tuple[str, bytes]], Span | None]
     return [("traceparent", f"00-{trace_id:032x}-{span_id:016x}-01".encode())], None
 
 
-def send_span(topic: str, event_id: str) -> Span | None:
-    """Start a PRODUCER span for one output record (caller ends it once the broker acked)."""
-    if not _state["enabled"]:
-        return None
+class OutputTrace:
+    """Trace headers for one event's output records.
+
+    On: a PRODUCER span per output record (``send <topic>``), child of the event's
+    process span, its context in that record's ``traceparent``; :meth:`end` ends them
+    once the broker acknowledged the records. Off: the incoming trace headers are
+    copied unchanged, and nothing else happens.
+    """
+
+    __slots__ = ("_event_id", "_incoming", "spans")
+
+    def __init__(self, event_id: str, incoming: Sequence[tuple[str, bytes | None]] | None) -> None:
+        self._event_id = event_id
+        self._incoming = passthrough_headers(incoming) if not _state["enabled"] else []
+        self.spans: list[Span] = []
+
+    def headers(self, topic: str) -> list[tuple[str, bytes]]:
+        if not _state["enabled"]:
+            return self._incoming
+        span = _send_span(topic, self._event_id)
+        self.spans.append(span)
+        return inject(span)
+
+    def end(self) -> None:
+        for span in self.spans:
+            span.end()
+        self.spans = []
+
+
+def _send_span(topic: str, event_id: str) -> Span:
     return _tracer().start_span(
         f"send {topic}",
         kind=SpanKind.PRODUCER,

@@ -23,6 +23,9 @@ class GenerateOptions:
     temperature: float = 0.0
     top_p: float = 1.0
     priority: int = 0  # lower runs first (vLLM's convention); replays use a higher number
+    # Per attempt, on the engine's own work: time queued in front of the engine (behind
+    # its concurrency limit) does not count. Engines raise EngineTimeout past it.
+    timeout_s: float = 120.0
     repetition_max_pattern: int = 64  # stop on a repeating n-gram of up to this many tokens (0: off)
     repetition_min_count: int = 10  # ... repeated this many times in a row
 
@@ -76,11 +79,24 @@ class GuardEngine(Protocol):
         """Load weights / open connections. Idempotent. Raises ``EngineUnavailable`` or ``ModelNotFound``."""
         ...
 
+    @property
+    def context_tokens(self) -> int | None:
+        """The model's context length in tokens (prompt + output), known once started;
+        None where no limit applies (recorded playback, test doubles)."""
+        ...
+
+    async def count_tokens(self, text: str) -> int:
+        """How many prompt tokens ``text`` is for this model (only asked when ``context_tokens``
+        is set, and only for prompts that may not fit)."""
+        ...
+
     async def generate(self, prompt: str, options: GenerateOptions) -> Generation:
         """Generate for one prompt. Safe to call concurrently.
 
-        Raises an :class:`~streams.errors.EngineError` subclass on failure;
-        ``EngineRejected`` means retrying cannot help.
+        Enforces ``options.timeout_s`` on its own work (not on time queued in front
+        of it). Raises an :class:`~streams.errors.EngineError` subclass on failure:
+        ``EngineRejected`` means retrying cannot help, ``EngineDead`` that the engine
+        will not recover without a restart.
         """
         ...
 

@@ -3,7 +3,8 @@
 ``fake:instant`` answers every prompt at once with one fixed, valid
 GuardReasoner output; ``fake:sleep=0.2,concurrency=64`` adds a service time
 and a concurrency limit, to study latency under load. Verdicts produced with
-it are marked with model ``fake`` and mean nothing.
+it are marked with model ``fake`` and mean nothing. ``context_tokens`` (with a
+crude whitespace "tokenizer") lets tests exercise windowing of long inputs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 
 from streams.engines.base import GenerateOptions, Generation
-from streams.errors import ConfigError
+from streams.errors import ConfigError, EngineRejected, EngineTimeout
 
 __all__ = ["FIXED_OUTPUT", "FakeEngine", "Handler", "parse_fake_spec"]
 
@@ -37,11 +38,13 @@ class FakeEngine:
         delay_s: float = 0.0,
         concurrency: int | None = None,
         model: str = "fake",
+        context_tokens: int | None = None,
     ) -> None:
         self._handler = handler or (lambda _prompt: FIXED_OUTPUT)
         self._delay = delay_s
         self._gate = asyncio.Semaphore(concurrency) if concurrency else None
         self._model = model
+        self._context = context_tokens
 
     @property
     def name(self) -> str:
@@ -51,21 +54,34 @@ class FakeEngine:
     def model(self) -> str:
         return self._model
 
+    @property
+    def context_tokens(self) -> int | None:
+        return self._context
+
+    async def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 1  # a stand-in tokenizer: one token per word, plus BOS
+
     async def start(self) -> None:
         return None
 
-    async def _answer(self, prompt: str) -> str:
-        if self._delay:
-            await asyncio.sleep(self._delay)
-        result = self._handler(prompt)
-        return await result if inspect.isawaitable(result) else result
+    async def _answer(self, prompt: str, timeout_s: float) -> str:
+        try:
+            async with asyncio.timeout(timeout_s):
+                if self._delay:
+                    await asyncio.sleep(self._delay)
+                result = self._handler(prompt)
+                return await result if inspect.isawaitable(result) else result
+        except TimeoutError:
+            raise EngineTimeout(f"no answer within {timeout_s:g}s") from None
 
     async def generate(self, prompt: str, options: GenerateOptions) -> Generation:
+        if self._context is not None and await self.count_tokens(prompt) + options.max_tokens > self._context:
+            raise EngineRejected(f"prompt longer than the fake context of {self._context} tokens")
         if self._gate is None:
-            text = await self._answer(prompt)
+            text = await self._answer(prompt, options.timeout_s)
         else:
-            async with self._gate:
-                text = await self._answer(prompt)
+            async with self._gate:  # like a real server's queue: the timeout starts after it
+                text = await self._answer(prompt, options.timeout_s)
         return Generation(text=text, model=self._model, finish_reason="stop", latency_s=self._delay)
 
     async def ready(self) -> bool:

@@ -9,12 +9,15 @@ back to anything else.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from streams.errors import ModelNotFound
 
-__all__ = ["resolve_model"]
+__all__ = ["context_limit", "resolve_model"]
+
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +53,30 @@ def resolve_model(name: str, *, engine_kind: str = "vllm") -> str:
             f"--engine {engine_kind}:models/{short}, or choose another engine with "
             f"--engine openai:URL (a vLLM server) or --engine recorded:DIR."
         ) from exc
+
+
+def context_limit(model_dir: str, wanted: int) -> int:
+    """``wanted`` (``GUARDSTREAM_ENGINE_MAX_MODEL_LEN``), capped at what the model was built for.
+
+    A model folder whose ``config.json`` says it handles fewer positions than asked
+    gets its own limit (logged), instead of vLLM refusing to start with a traceback.
+    """
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return wanted
+    for key in _CONTEXT_KEYS:
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, int) and value > 0:
+            if value < wanted:
+                logger.warning(
+                    'model handles fewer positions than asked, using its limit model="%s" %s=%d '
+                    "max_model_len=%d",
+                    model_dir,
+                    key,
+                    value,
+                    wanted,
+                )
+                return value
+            return wanted
+    return wanted

@@ -34,6 +34,8 @@ class OpenAIEngine:
         self._model = config.served_model_name
         self._gate = asyncio.Semaphore(config.max_concurrency)
         self._client: httpx.AsyncClient | None = None
+        self._context: int | None = None
+        self._tokenize_endpoint = True  # vLLM's /tokenize; other servers may lack it
 
     @property
     def name(self) -> str:
@@ -43,34 +45,63 @@ class OpenAIEngine:
     def model(self) -> str:
         return self._model or "unknown"
 
+    @property
+    def context_tokens(self) -> int | None:
+        """The server's ``max_model_len`` (from ``/v1/models``), else ``GUARDSTREAM_ENGINE_MAX_MODEL_LEN``."""
+        return self._context or self._config.max_model_len
+
+    async def count_tokens(self, text: str) -> int:
+        """vLLM's ``/tokenize``; without it, the UTF-8 length + 2, a safe upper bound for
+        byte-level BPE tokenizers such as Llama 3's (every token is at least one byte)."""
+        if self._tokenize_endpoint:
+            try:
+                response = await self._http().post(
+                    "/tokenize",
+                    content=orjson.dumps({"model": self.model, "prompt": text}),
+                    headers={"content-type": "application/json"},
+                )
+            except httpx.HTTPError as exc:
+                raise EngineUnavailable(f"cannot reach {self._base}: {exc!r}") from exc
+            if response.status_code == 404:
+                self._tokenize_endpoint = False
+            else:
+                _raise_for_status(response)
+                return int(orjson.loads(response.content)["count"])
+        return len(text.encode("utf-8", errors="surrogatepass")) + 2
+
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             limits = httpx.Limits(
                 max_connections=self._config.max_concurrency,
                 max_keepalive_connections=self._config.max_concurrency,
             )
-            timeout = httpx.Timeout(self._config.timeout_s, connect=5.0)
+            # The per-attempt timeout is applied around each request (after the concurrency
+            # gate); httpx's own is a backstop.
+            timeout = httpx.Timeout(self._config.timeout_s + 10.0, connect=5.0)
             self._client = httpx.AsyncClient(base_url=self._base, limits=limits, timeout=timeout)
         return self._client
 
     async def start(self) -> None:
-        """Discover the served model name (unless configured). A server that is down is not fatal here:
-        requests fail with ``EngineUnavailable`` and are retried, so the worker can start first."""
-        if self._model is None:
-            try:
-                await self._discover()
-            except EngineUnavailable as exc:
-                logger.warning(
-                    'model discovery failed, will retry on first request url="%s" error="%s"', self._base, exc
-                )
+        """Discover the served model name (unless configured) and its context length. A server that
+        is down is not fatal here: the worker starts, and waits for the engine like in an outage."""
+        try:
+            await self._discover()
+        except (EngineUnavailable, EngineTimeout, EngineRejected) as exc:
+            logger.warning('model discovery failed url="%s" error="%s"', self._base, exc)
 
     async def _discover(self) -> str:
         data = await self._get_json("/v1/models")
         try:
-            self._model = str(data["data"][0]["id"])
+            entry = data["data"][0]
+            served = str(entry["id"])
         except (KeyError, IndexError, TypeError) as exc:
             raise EngineUnavailable(f"{self._base}/v1/models lists no model") from exc
-        logger.info('discovered model model="%s" url="%s"', self._model, self._base)
+        self._model = self._model or served
+        limit = entry.get("max_model_len") if isinstance(entry, dict) else None
+        self._context = min(int(limit), self._config.max_model_len) if limit else self._config.max_model_len
+        logger.info(
+            'discovered model model="%s" url="%s" max_model_len=%d', self._model, self._base, self._context
+        )
         return self._model
 
     async def _get_json(self, path: str) -> Any:
@@ -103,18 +134,17 @@ class OpenAIEngine:
             body["repetition_detection"] = repetition
         if options.priority:
             body["priority"] = options.priority  # needs vLLM's --scheduling-policy priority
-        async with self._gate:
+        async with self._gate:  # the timeout starts once the request leaves this queue
             started = time.perf_counter()
             try:
-                response = await self._http().post(
-                    "/v1/completions",
-                    content=orjson.dumps(body),
-                    headers={"content-type": "application/json"},
-                )
-            except httpx.TimeoutException as exc:
-                raise EngineTimeout(
-                    f"no answer from {self._base} within {self._config.timeout_s:g}s"
-                ) from exc
+                async with asyncio.timeout(options.timeout_s):
+                    response = await self._http().post(
+                        "/v1/completions",
+                        content=orjson.dumps(body),
+                        headers={"content-type": "application/json"},
+                    )
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                raise EngineTimeout(f"no answer from {self._base} within {options.timeout_s:g}s") from exc
             except httpx.TransportError as exc:
                 raise EngineUnavailable(f"cannot reach {self._base}: {exc!r}") from exc
         _raise_for_status(response)

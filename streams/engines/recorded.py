@@ -74,6 +74,13 @@ class RecordedEngine:
     def model(self) -> str:
         return self._model
 
+    @property
+    def context_tokens(self) -> int | None:
+        return None  # recordings answer any prompt they hold, whatever its length
+
+    async def count_tokens(self, text: str) -> int:
+        raise NotImplementedError("recorded playback has no tokenizer")
+
     async def start(self) -> None:
         await self._loaded()
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from streams.config import EngineConfig
 from streams.engines.base import GenerateOptions, Generation
-from streams.engines.models import resolve_model
-from streams.errors import EngineRejected, EngineUnavailable
+from streams.engines.models import context_limit, resolve_model
+from streams.errors import EngineRejected, EngineTimeout, EngineUnavailable
 
 __all__ = ["TransformersEngine"]
 
@@ -32,6 +32,7 @@ class _Request:
     prompt: str
     options: GenerateOptions
     future: asyncio.Future[Generation] = field(repr=False)
+    picked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # its batch started
 
 
 class TransformersEngine:
@@ -44,6 +45,7 @@ class TransformersEngine:
         self._runner: asyncio.Task[None] | None = None
         self._model: Any = None
         self._tokenizer: Any = None
+        self._context: int | None = None
 
     @property
     def name(self) -> str:
@@ -53,10 +55,20 @@ class TransformersEngine:
     def model(self) -> str:
         return self._model_id
 
+    @property
+    def context_tokens(self) -> int | None:
+        return self._context
+
+    async def count_tokens(self, text: str) -> int:
+        if self._tokenizer is None:
+            raise EngineUnavailable("transformers engine not running")
+        return len(await asyncio.to_thread(self._tokenizer.encode, text))
+
     async def start(self) -> None:
         if self._runner is not None:
             return
         path = await asyncio.to_thread(resolve_model, self._ref, engine_kind="transformers")
+        self._context = context_limit(path, self._config.max_model_len)
         self._model, self._tokenizer = await asyncio.to_thread(self._load, path)
         self._runner = asyncio.create_task(self._run(), name="transformers-engine")
 
@@ -76,8 +88,13 @@ class TransformersEngine:
         if self._runner is None or self._runner.done():
             raise EngineUnavailable("transformers engine not running")
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(prompt, options, future))
-        return await future
+        request = _Request(prompt, options, future)
+        await self._queue.put(request)
+        await request.picked.wait()  # queued time does not count against the timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), options.timeout_s)
+        except TimeoutError:
+            raise EngineTimeout(f"no answer within {options.timeout_s:g}s") from None
 
     async def _run(self) -> None:
         while True:
@@ -91,6 +108,8 @@ class TransformersEngine:
             batch = [r for r in batch if not r.future.done()]
             if not batch:
                 continue
+            for request in batch:
+                request.picked.set()
             try:
                 results = await asyncio.to_thread(self._generate, batch)
             except Exception as exc:  # a failed batch fails its requests, not the engine
@@ -113,7 +132,7 @@ class TransformersEngine:
         enc = self._tokenizer(
             [r.prompt for r in batch], return_tensors="pt", padding=True, add_special_tokens=True
         )
-        if enc["input_ids"].shape[1] + max_new > self._config.max_model_len:
+        if enc["input_ids"].shape[1] + max_new > (self._context or self._config.max_model_len):
             raise ValueError(f"prompt of {enc['input_ids'].shape[1]} tokens exceeds max_model_len")
         with torch.inference_mode():
             out = self._model.generate(

@@ -23,8 +23,8 @@ from typing import Any
 
 from streams.config import EngineConfig
 from streams.engines.base import GenerateOptions, Generation
-from streams.engines.models import resolve_model
-from streams.errors import EngineRejected, EngineUnavailable
+from streams.engines.models import context_limit, resolve_model
+from streams.errors import EngineDead, EngineRejected, EngineTimeout, EngineUnavailable
 
 __all__ = ["VllmEngine", "engine_kwargs"]
 
@@ -41,7 +41,7 @@ def engine_kwargs(model_path: str, config: EngineConfig, *, served_name: str) ->
     return dict(
         model=model_path,
         served_model_name=[served_name],
-        max_model_len=config.max_model_len,
+        max_model_len=context_limit(model_path, config.max_model_len),
         max_num_seqs=config.max_num_seqs,
         enable_prefix_caching=True,
         block_size=block_size,
@@ -59,6 +59,8 @@ class VllmEngine:
         self._config = config or EngineConfig()
         self._model_id = self._config.served_model_name or model.rstrip("/").rsplit("/", 1)[-1]
         self._llm: Any = None
+        self._tokenizer: Any = None
+        self._context: int | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -69,6 +71,16 @@ class VllmEngine:
     def model(self) -> str:
         return self._model_id
 
+    @property
+    def context_tokens(self) -> int | None:
+        return self._context
+
+    async def count_tokens(self, text: str) -> int:
+        tokenizer = self._tokenizer
+        if tokenizer is None:
+            raise EngineUnavailable("vLLM engine not started")
+        return len(await asyncio.to_thread(tokenizer.encode, text))
+
     async def start(self) -> None:
         async with self._lock:
             if self._llm is not None:
@@ -76,6 +88,8 @@ class VllmEngine:
             path = await asyncio.to_thread(resolve_model, self._ref, engine_kind="vllm")
             started = time.perf_counter()
             self._llm = await asyncio.to_thread(self._build, path)
+            self._context = int(self._llm.model_config.max_model_len)
+            self._tokenizer = await asyncio.to_thread(_load_tokenizer, path)
             logger.info(
                 'vLLM engine ready model="%s" load_s=%.1f', self._model_id, time.perf_counter() - started
             )
@@ -106,16 +120,20 @@ class VllmEngine:
         final: Any = None
         started = time.perf_counter()
         try:
-            async for output in llm.generate(prompt, params, request_id, priority=options.priority):
-                final = output
+            async with asyncio.timeout(options.timeout_s):
+                async for output in llm.generate(prompt, params, request_id, priority=options.priority):
+                    final = output
         except ValueError as exc:  # vLLM's input validation, e.g. prompt longer than max_model_len
             raise EngineRejected(f"vLLM rejected the prompt: {exc}") from exc
+        except TimeoutError:
+            await llm.abort(request_id)
+            raise EngineTimeout(f"no answer within {options.timeout_s:g}s") from None
         except asyncio.CancelledError:
             await llm.abort(request_id)
             raise
         except Exception as exc:
             if getattr(llm, "errored", False):
-                raise EngineUnavailable(f"vLLM engine died: {exc!r}") from exc
+                raise EngineDead(f"vLLM engine died: {exc!r}") from exc
             raise EngineUnavailable(f"vLLM generation failed: {exc!r}") from exc
         if final is None or not final.outputs:
             raise EngineUnavailable("vLLM returned no output")
@@ -140,8 +158,15 @@ class VllmEngine:
         return True
 
     async def aclose(self) -> None:
+        self._tokenizer = None
         llm, self._llm = self._llm, None
         if llm is not None:
             await asyncio.to_thread(llm.shutdown)
             del llm
             gc.collect()  # run AsyncLLM.__del__ now, not during interpreter shutdown
+
+
+def _load_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)

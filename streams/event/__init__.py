@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from streams.event.model import ChatEvent, EventLimits, decode_event, encode_event
+from streams.event.model import ChatEvent, EventLimits, decode_event, encode_event, peek_event_id
 
-__all__ = ["ChatEvent", "EventLimits", "decode_event", "encode_event"]
+__all__ = ["ChatEvent", "EventLimits", "decode_event", "encode_event", "peek_event_id"]

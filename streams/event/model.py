@@ -14,6 +14,7 @@ to the dead-letter topic.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,7 @@ import orjson
 
 from streams.errors import ContractError
 
-__all__ = ["ChatEvent", "EventLimits", "decode_event", "encode_event"]
+__all__ = ["ChatEvent", "EventLimits", "decode_event", "encode_event", "peek_event_id"]
 
 _MAX_ID_CHARS = 256
 
@@ -66,14 +67,7 @@ def decode_event(raw: bytes | None, limits: EventLimits | None = None) -> ChatEv
         raise ContractError("empty", "record has no value (tombstone)")
     if len(raw) > limits.max_event_bytes:
         raise ContractError("oversize", f"record is {len(raw)} bytes, limit {limits.max_event_bytes}")
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContractError("invalid_utf8", f"value is not UTF-8: {exc}") from exc
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ContractError("not_json", f"value is not JSON: {exc}") from exc
+    data = _load(raw)
     if not isinstance(data, dict):
         raise ContractError("wrong_type", f"value must be a JSON object, got {type(data).__name__}")
     event = ChatEvent(
@@ -85,6 +79,44 @@ def decode_event(raw: bytes | None, limits: EventLimits | None = None) -> ChatEv
         response=_text(data, "response", limits, required=False),
     )
     return event
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _load(raw: bytes) -> Any:
+    """JSON of a record value. orjson first (fast); what it refuses but RFC 8259 allows
+    (integers beyond 64 bits, deep nesting up to Python's limit) gets a second reading by the
+    standard library, which must then agree that it is strict JSON."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError("invalid_utf8", f"value is not UTF-8: {exc}") from exc
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        first = exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ContractError("not_json", f"value is not JSON: {first}") from first
+
+
+def peek_event_id(raw: bytes | None) -> str | None:
+    """The ``id`` of a record that failed validation, when it has a readable one (for the DLQ)."""
+    if raw is None or len(raw) > 4 * 1024 * 1024:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS and value.isprintable():
+        return value
+    return None
 
 
 def _field(data: dict[str, Any], name: str) -> Any:
@@ -101,7 +133,7 @@ def _identifier(data: dict[str, Any], name: str) -> str:
         raise ContractError("wrong_type", f"field {name!r} must be a string, got {type(value).__name__}")
     if not value.strip():
         raise ContractError("empty_field", f"field {name!r} is empty")
-    if len(value) > _MAX_ID_CHARS or not value.isprintable():
+    if len(value) > _MAX_ID_CHARS or not value.isprintable() or not _encodable(value):
         raise ContractError(
             "bad_identifier", f"field {name!r} must be printable, at most {_MAX_ID_CHARS} chars"
         )
@@ -146,4 +178,14 @@ def _text(data: dict[str, Any], name: str, limits: EventLimits, *, required: boo
         )
     if "\x00" in value:
         raise ContractError("bad_text", f"field {name!r} contains NUL characters")
+    if not _encodable(value):
+        raise ContractError("bad_text", f"field {name!r} contains unpaired surrogates (not Unicode text)")
     return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

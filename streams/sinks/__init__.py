@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from streams.sinks.publish import OutputRecord, Publisher, RecordProducer, records_for
+from streams.sinks.fit import fit_json
+from streams.sinks.publish import (
+    EVENT_ID_HEADER,
+    SOURCE_HEADER,
+    OutputRecord,
+    Outputs,
+    Publisher,
+    RecordProducer,
+    records_for,
+)
 from streams.sinks.records import alert_record, archive_record, block_record, dlq_record, short_reason
 from streams.sinks.schemas import SCHEMA_NAMES, load_schema, validate
 
 __all__ = [
+    "EVENT_ID_HEADER",
     "SCHEMA_NAMES",
+    "SOURCE_HEADER",
     "OutputRecord",
+    "Outputs",
     "Publisher",
     "RecordProducer",
     "alert_record",
     "archive_record",
     "block_record",
     "dlq_record",
+    "fit_json",
     "load_schema",
     "records_for",
     "short_reason",

@@ -1,29 +1,41 @@
-"""Publishing output records: hand a whole batch to the producer, then wait for every ack once.
+"""Output records: what a verdict or a bad input turns into, kept below the broker's size limit.
 
-Offsets of the input are acknowledged only after :meth:`Publisher.publish`
-returns, so a crash before that re-delivers the events (at-least-once).
+:class:`Outputs` builds every record the worker publishes; :class:`Publisher`
+sends a list of records and waits for every acknowledgement (the CLI, replay and
+tests use it; the worker's own publishing with per-record error handling is
+:class:`streams.delivery.Outbox`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-
-from streams.config import TopicNames
-from streams.errors import PublishError
-from streams.sinks.records import alert_record, archive_record, block_record
+from streams.config import DLQ_KEY_BYTES, TopicNames
+from streams.errors import ContractError, PublishError
+from streams.sinks.fit import fit_json
+from streams.sinks.records import alert_record, archive_record, block_record, dlq_record
+from streams.telemetry import passthrough_headers
 from streams.verdict import Action, Verdict
 
-__all__ = ["EVENT_ID_HEADER", "OutputRecord", "Publisher", "RecordProducer", "records_for"]
+__all__ = [
+    "EVENT_ID_HEADER",
+    "SOURCE_HEADER",
+    "OutputRecord",
+    "Outputs",
+    "Publisher",
+    "RecordProducer",
+    "records_for",
+]
 
 logger = logging.getLogger(__name__)
 
 EVENT_ID_HEADER = "guardstream-event-id"
+SOURCE_HEADER = "guardstream-source"  # on DLQ records: "<topic>:<partition>:<offset>" of the input
 Headers = list[tuple[str, bytes]]
 
 
@@ -33,6 +45,16 @@ class OutputRecord:
     key: bytes | None
     value: bytes
     headers: Headers
+    fallback: bool = False  # a replacement for a record the broker refused: never replaced again
+
+    @property
+    def size(self) -> int:
+        """Bytes of key, value and headers (what counts against the broker's record limit)."""
+        return (
+            len(self.value)
+            + (len(self.key) if self.key else 0)
+            + sum(len(k) + len(v) for k, v in self.headers)
+        )
 
 
 class RecordProducer(Protocol):
@@ -59,16 +81,111 @@ _BUILDERS = {
 _ORDER = (Action.BLOCK, Action.ALERT, Action.ARCHIVE)  # block first: it is the one that must be fast
 
 
-def records_for(verdict: Verdict, topics: TopicNames, headers: Headers | None = None) -> list[OutputRecord]:
-    """The records a verdict produces, one per action (archive last)."""
+def records_for(
+    verdict: Verdict,
+    topics: TopicNames,
+    headers: Headers | Callable[[str], Headers] | None = None,
+    *,
+    max_record_bytes: int = 1_000_000,
+) -> list[OutputRecord]:
+    """The records a verdict produces, one per action (archive last), each below ``max_record_bytes``.
+
+    ``headers``: extra headers for every record, or a function of the topic giving
+    them (trace context differs per record when tracing is on).
+    """
     key = verdict.conversation_id.encode()
-    hdrs = [(EVENT_ID_HEADER, verdict.event_id.encode()), *(headers or [])]
+    event_header = (EVENT_ID_HEADER, verdict.event_id.encode())
     names = {Action.BLOCK: topics.block, Action.ALERT: topics.alerts, Action.ARCHIVE: topics.archive}
-    return [
-        OutputRecord(names[action], key, orjson.dumps(_BUILDERS[action](verdict)), hdrs)
-        for action in _ORDER
-        if action in verdict.actions
-    ]
+    records = []
+    for action in _ORDER:
+        if action not in verdict.actions:
+            continue
+        topic = names[action]
+        extra = headers(topic) if callable(headers) else headers or []
+        hdrs = [event_header, *extra]
+        limit = max_record_bytes - len(key) - sum(len(k) + len(v) for k, v in hdrs)
+        records.append(OutputRecord(topic, key, fit_json(_BUILDERS[action](verdict), limit), hdrs))
+    return records
+
+
+class Outputs:
+    """Builds the worker's output records: verdict records, dead letters, and replacements for
+    records the broker refused. Every record it makes fits ``max_record_bytes``."""
+
+    def __init__(self, topics: TopicNames, *, max_record_bytes: int, dlq_max_value_bytes: int) -> None:
+        self.topics = topics
+        self._max_record_bytes = max_record_bytes
+        self._dlq_max_value_bytes = dlq_max_value_bytes
+
+    def for_verdict(
+        self, verdict: Verdict, headers: Headers | Callable[[str], Headers] | None = None
+    ) -> list[OutputRecord]:
+        return records_for(verdict, self.topics, headers, max_record_bytes=self._max_record_bytes)
+
+    def dead_letter(
+        self,
+        error: ContractError,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: float | None,
+        headers: Headers | None = None,
+        event_id: str | None = None,
+    ) -> OutputRecord:
+        """A DLQ record for an input that cannot be moderated (keyed like the input)."""
+        record = dlq_record(
+            error,
+            key=key,
+            value=value,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp=timestamp,
+            max_value_bytes=self._dlq_max_value_bytes,
+            event_id=event_id,
+        )
+        hdrs = self._dlq_headers(topic, partition, offset, event_id, headers)
+        dlq_key = key[:DLQ_KEY_BYTES] if key is not None else None
+        limit = self._max_record_bytes - len(dlq_key or b"") - sum(len(k) + len(v) for k, v in hdrs)
+        return OutputRecord(self.topics.dlq, dlq_key, fit_json(record, limit), hdrs)
+
+    def rejected(
+        self, output: OutputRecord, *, topic: str, partition: int, offset: int, error: BaseException
+    ) -> OutputRecord:
+        """A small DLQ record standing for an output record the broker refused."""
+        event_id = next((v.decode(errors="replace") for k, v in output.headers if k == EVENT_ID_HEADER), None)
+        record = dlq_record(
+            ContractError("output_rejected", f"the broker refused the {output.topic} record: {error!r}"),
+            key=output.key,
+            value=None,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            timestamp=None,
+            event_id=event_id,
+        )
+        record["output"] = {
+            "topic": output.topic,
+            "size": output.size,
+            "sha256": hashlib.sha256(output.value).hexdigest(),
+            "error": repr(error)[:1000],
+        }
+        hdrs = self._dlq_headers(topic, partition, offset, event_id, output.headers)
+        key = output.key[:DLQ_KEY_BYTES] if output.key is not None else None
+        return OutputRecord(self.topics.dlq, key, fit_json(record, 64 * 1024), hdrs, fallback=True)
+
+    @staticmethod
+    def _dlq_headers(
+        topic: str, partition: int, offset: int, event_id: str | None, headers: Headers | None
+    ) -> Headers:
+        hdrs: Headers = [(SOURCE_HEADER, f"{topic}:{partition}:{offset}".encode())]
+        if event_id is not None:
+            hdrs.append((EVENT_ID_HEADER, event_id.encode()))
+        hdrs.extend(passthrough_headers(headers))
+        return hdrs
 
 
 class Publisher:

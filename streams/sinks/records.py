@@ -7,9 +7,11 @@ dedupe on it. Records are keyed by ``conversation_id`` (DLQ: the input's key).
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from typing import Any
 
+from streams.config import DLQ_KEY_BYTES
 from streams.errors import ContractError
 from streams.parse import Harm
 from streams.verdict import SCHEMA_VERSION, Outcome, Verdict
@@ -17,6 +19,7 @@ from streams.verdict import SCHEMA_VERSION, Outcome, Verdict
 __all__ = ["alert_record", "archive_record", "block_record", "dlq_record", "short_reason"]
 
 _REASON_CHARS = 280
+_MESSAGE_CHARS = 1000
 
 
 def _targets(verdict: Verdict) -> list[str]:
@@ -90,6 +93,18 @@ def archive_record(verdict: Verdict) -> dict[str, Any]:
     return verdict.to_dict()
 
 
+def _payload(data: bytes | None, limit: int) -> dict[str, Any]:
+    """Bytes as base64, at most ``limit`` of them, with the full size and SHA-256."""
+    if data is None:
+        return {"b64": None, "size": None, "sha256": None, "truncated": False}
+    return {
+        "b64": base64.b64encode(data[:limit]).decode(),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "truncated": len(data) > limit,
+    }
+
+
 def dlq_record(
     error: ContractError,
     *,
@@ -99,13 +114,22 @@ def dlq_record(
     partition: int,
     offset: int,
     timestamp: float | None,
+    max_value_bytes: int = 64 * 1024,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
-    """Bad input, with its original bytes (base64) and where it came from."""
+    """Bad input and where it came from. The original bytes are kept in base64 up to
+    ``max_value_bytes`` (key: 4 KiB), always with their full size and SHA-256, so the
+    record stays publishable whatever the input's size."""
+    key_part = _payload(key, DLQ_KEY_BYTES)
+    value_part = _payload(value, max_value_bytes)
     return {
         "schema_version": SCHEMA_VERSION,
-        "error": {"reason": error.reason, "message": error.message},
+        "event_id": event_id,
+        "error": {"reason": error.reason, "message": error.message[:_MESSAGE_CHARS]},
         "source": {"topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp},
-        "key_b64": base64.b64encode(key).decode() if key is not None else None,
-        "value_b64": base64.b64encode(value).decode() if value is not None else None,
+        "key_b64": key_part["b64"],
+        "value_b64": value_part["b64"],
+        "key": {k: key_part[k] for k in ("size", "sha256", "truncated")},
+        "value": {k: value_part[k] for k in ("size", "sha256", "truncated")},
         "failed_at": time.time(),
     }

@@ -64,6 +64,9 @@ class Verdict:
     timings: Timings = field(default_factory=Timings)
     moderated_at: float = 0.0
     actions: tuple[Action, ...] = ()
+    # Long input moderated in pieces: one summary per window (spans, outcome, answers);
+    # the verdict's answers are the worst over the windows, its reasoning the deciding window's.
+    windows: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,7 @@ class Verdict:
                 "total_ms": self.timings.total_ms,
             },
             "moderated_at": self.moderated_at,
+            "windows": list(self.windows),
         }
 
     def to_json(self) -> bytes:
@@ -130,6 +134,7 @@ class Verdict:
             timings=Timings(**timings),
             moderated_at=data.get("moderated_at", 0.0),
             actions=tuple(Action(a) for a in data.get("actions", [])),
+            windows=tuple(data.get("windows") or ()),
         )
 
     @classmethod

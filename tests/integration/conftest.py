@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
 from streams.app import READY_LOG
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.client import read_topic, send_lines
 from streams.config import BatchConfig, RetryConfig, Settings
 from streams.event import ChatEvent, encode_event
@@ -114,3 +117,61 @@ def fixture_model() -> Path:
 
     root = Path(__file__).resolve().parents[2]
     return ensure_fixture_model(root / ".cache" / "guardstream" / "fixture-model")
+
+
+class FakeOpenAIServer:
+    """The FAKE vLLM server of tests/fakes/openai_server.py in a child process (real HTTP)."""
+
+    def __init__(self, log_path: Path, *, delay: tuple[float, float] = (0.0, 0.0)) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log_path = log_path
+        self._delay = delay
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FakeOpenAIServer:
+        with self._log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.fakes.openai_server",
+                    "--port",
+                    str(self.port),
+                    "--delay-min",
+                    str(self._delay[0]),
+                    "--delay-max",
+                    str(self._delay[1]),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parents[2],
+            )
+        wait_for_port("127.0.0.1", self.port, 30)
+        return self
+
+    def control(self, **state: object) -> dict[str, Any]:
+        response = httpx.post(f"{self.url}/control", json=state, timeout=5)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def fake_openai(tmp_path: Path) -> Iterator[Callable[..., FakeOpenAIServer]]:
+    servers: list[FakeOpenAIServer] = []
+
+    def start(*, delay: tuple[float, float] = (0.0, 0.0)) -> FakeOpenAIServer:
+        server = FakeOpenAIServer(tmp_path / f"fake-openai-{len(servers)}.log", delay=delay).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -10,13 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.broker import free_port
-from streams.config import FailPolicy, PolicyConfig, RetryConfig
+from streams.config import PolicyConfig
 from streams.eval import load_benchmark
 from streams.event import ChatEvent
 from streams.sinks import validate
 
-from .conftest import SettingsFactory, WorkerFactory, archive_ids, collect, make_events, send
+from .conftest import SettingsFactory, WorkerFactory, archive_ids, collect, send
 
 pytestmark = pytest.mark.integration
 
@@ -128,34 +127,3 @@ def test_sigkill_mid_stream_then_restart_leaves_no_event_without_verdict(
     worker_factory(settings)  # same group: resumes from the committed offsets
     archive = collect(settings, settings.topics.archive, idle_s=5, timeout_s=180)
     assert archive_ids(archive) == {e.id for e in events}
-
-
-@pytest.mark.parametrize(
-    ("policy", "blocked"),
-    [(FailPolicy.FAIL_CLOSED, True), (FailPolicy.FAIL_OPEN, False)],
-)
-def test_engine_failure_is_retried_then_the_fail_policy_applies(
-    settings_factory: SettingsFactory, worker_factory: WorkerFactory, policy: FailPolicy, blocked: bool
-) -> None:
-    # A real connection to a port where nothing listens: every request is refused.
-    settings = settings_factory(
-        engine=f"openai:http://127.0.0.1:{free_port()}",
-        retry=RetryConfig(attempts=3, backoff_initial_s=0.05, backoff_max_s=0.1),
-        policy=PolicyConfig(fail_policy=policy),
-    )
-    events = make_events(5, prefix="down")
-    worker_factory(settings)
-    send(settings, events)
-    archive = collect(settings, settings.topics.archive, count=len(events))
-    for record in archive:
-        verdict = record["value"]
-        assert verdict["outcome"] == "engine_error"
-        assert verdict["attempts"] == 3
-        assert verdict["error"].startswith("EngineUnavailable")
-    blocks = collect(settings, settings.topics.block, idle_s=2)
-    alerts = collect(settings, settings.topics.alerts, idle_s=1)
-    assert len(blocks) == (len(events) if blocked else 0)
-    assert len(alerts) == (len(events) if blocked else 0)
-    if blocked:
-        assert {r["value"]["targets"][0] for r in blocks} == {"request"}
-        assert {r["value"]["category"] for r in alerts} == {"guard_failure"}

@@ -1,49 +1,86 @@
-"""BatchModerator without Kafka: publish before ack, DLQ on odd input, a publish failure acks nothing."""
+"""The Moderator without Kafka: publish before ack, acks in offset order, DLQ, failures.
+
+The producer here is a stand-in for Kafka's send half (named as a fake: unit tests
+run no broker). Its acknowledgements stay pending until the test resolves them, so
+"acked only after the broker acknowledged" is observable, not assumed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
 from streams import agents
-from streams.agents import BatchModerator, InputRecord
-from streams.config import Settings
-from streams.engines.fake import FakeEngine
+from streams.agents import InputRecord, Moderator
+from streams.config import KafkaConfig, Settings
+from streams.engines.fake import FIXED_OUTPUT, FakeEngine
 from streams.event import ChatEvent, encode_event
 
 
-def _record(offset: int, value: bytes) -> InputRecord:
+def _record(offset: int, value: bytes | None, partition: int = 0) -> InputRecord:
     message = SimpleNamespace(
-        key=b"c", value=value, topic="chat.events", partition=0, offset=offset, timestamp=1.0, headers=[]
+        key=b"c",
+        value=value,
+        topic="chat.events",
+        partition=partition,
+        offset=offset,
+        timestamp=1.0,
+        headers=[],
+        tp=("chat.events", partition),
+        generation_id=None,
     )
     return InputRecord(SimpleNamespace(message=message))
 
 
-class RecordingProducer:
-    """A stand-in for the Kafka producer's send half (named as a fake: no broker in unit tests)."""
+def _event(i: int, text: str = "hi") -> bytes:
+    return encode_event(ChatEvent(f"e{i}", "c", "u", 1.0, text))
 
-    def __init__(self, log: list[str], fail: bool = False) -> None:
+
+def _label(value: bytes) -> str:
+    """A sent record in the log: the DLQ reason, or the verdict's event id."""
+    data = orjson.loads(value)
+    return str(data["error"]["reason"] if isinstance(data.get("error"), dict) else data["event_id"])
+
+
+class FakeProducer:
+    """Records sends; each send's acknowledgement is a future the test resolves (or fails)."""
+
+    def __init__(self, log: list[str]) -> None:
         self.log = log
-        self.fail = fail
+        self.futures: list[asyncio.Future[None]] = []
+        self.auto = False  # resolve acknowledgements at once
+        self.refuse: type[BaseException] | None = None  # fail every send's acknowledgement
 
     async def send(
         self, topic: str, key: Any, value: Any, partition: Any, timestamp: Any, headers: Any
     ) -> Awaitable[Any]:
-        if self.fail:
-            raise ConnectionError("broker gone")
-        self.log.append(f"send {topic} {orjson.loads(value).get('event_id', 'dlq')}")
+        self.log.append(f"send {topic} {_label(value)}")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
+        if self.refuse is not None:
+            future.set_exception(self.refuse("refused"))
+        elif self.auto:
+            future.set_result(None)
+        self.futures.append(future)
         return future
 
+    def ack_all(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_result(None)
 
-def _moderator(log: list[str], *, fail: bool = False) -> tuple[BatchModerator, list[BaseException]]:
+
+def _moderator(
+    log: list[str], engine: FakeEngine | None = None, **kafka: Any
+) -> tuple[Moderator, FakeProducer, list[BaseException]]:
     fatal: list[BaseException] = []
+    producer = FakeProducer(log)
 
     async def ack(handle: Any) -> None:
         log.append(f"ack {handle.message.offset}")
@@ -51,28 +88,92 @@ def _moderator(log: list[str], *, fail: bool = False) -> tuple[BatchModerator, l
     async def on_fatal(exc: BaseException) -> None:
         fatal.append(exc)
 
-    moderator = BatchModerator(
-        settings=Settings(),
-        engine=FakeEngine(),
-        publisher=agents.Publisher(RecordingProducer(log, fail)),
-        ack=ack,
-        on_fatal=on_fatal,
+    settings = Settings()
+    settings = replace(settings, kafka=replace(settings.kafka, **kafka)) if kafka else settings
+    moderator = Moderator(
+        settings=settings, engine=engine or FakeEngine(), producer=producer, ack=ack, on_fatal=on_fatal
     )
-    return moderator, fatal
+    return moderator, producer, fatal
 
 
-def test_outputs_are_published_before_inputs_are_acked() -> None:
+async def _until(condition: Any, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+def test_inputs_are_acked_only_after_the_broker_acknowledged_their_outputs() -> None:
     log: list[str] = []
-    moderator, fatal = _moderator(log)
-    batch = [_record(0, encode_event(ChatEvent("e0", "c", "u", 1.0, "hi"))), _record(1, b"not json")]
+    moderator, producer, fatal = _moderator(log)
 
     async def run() -> None:
-        await moderator.submit(batch)
-        await moderator.drain(5)
+        await moderator.admit([_record(0, _event(0)), _record(1, b"not json")])
+        for sent in (1, 2):  # one publish in flight at a time: the second waits for the first
+            await _until(lambda n=sent: len(producer.futures) == n)  # type: ignore[misc]
+            await asyncio.sleep(0.1)
+            assert not any(line.startswith("ack") for line in log)  # sent, not yet acknowledged
+            producer.ack_all()
+        await _until(lambda: "ack 1" in log)
+        await moderator.drain(1)
 
     asyncio.run(run())
     assert fatal == []
-    assert log == ["send moderation.dlq dlq", "send moderation.archive e0", "ack 0", "ack 1"]
+    assert log[:2] == ["send moderation.dlq not_json", "send moderation.archive e0"]
+    assert log[2:] == ["ack 0", "ack 1"]
+
+
+def test_a_later_event_finishing_first_is_acked_only_after_the_earlier_one() -> None:
+    log: list[str] = []
+    release = asyncio.Event()
+
+    async def answer(prompt: str) -> str:
+        if "slow" in prompt:
+            await release.wait()
+        return FIXED_OUTPUT
+
+    moderator, producer, fatal = _moderator(log, FakeEngine(answer))
+    producer.auto = True
+
+    async def run() -> None:
+        await moderator.admit([_record(0, _event(0, "slow")), _record(1, _event(1)), _record(2, _event(2))])
+        await moderator.admit([_record(0, _event(3), partition=1)])  # another partition is independent
+        await _until(lambda: "ack 0" in log)  # partition 1's offset 0
+        await asyncio.sleep(0.2)
+        assert "send moderation.archive e1" in log and "send moderation.archive e2" in log
+        assert [line for line in log if line.startswith("ack")] == ["ack 0"]
+        release.set()
+        await _until(lambda: "ack 2" in log)
+        await moderator.drain(1)
+
+    asyncio.run(run())
+    assert fatal == []
+    acks = [line for line in log if line.startswith("ack")]
+    assert acks == ["ack 0", "ack 0", "ack 1", "ack 2"]
+
+
+def test_revoked_partitions_are_never_acked() -> None:
+    log: list[str] = []
+    release = asyncio.Event()
+
+    async def answer(prompt: str) -> str:
+        await release.wait()
+        return FIXED_OUTPUT
+
+    moderator, producer, fatal = _moderator(log, FakeEngine(answer))
+    producer.auto = True
+
+    async def run() -> None:
+        await moderator.admit([_record(5, _event(5)), _record(6, _event(6))])
+        moderator.revoke([("chat.events", 0)])
+        release.set()
+        await asyncio.sleep(0.2)
+        await moderator.drain(1)
+
+    asyncio.run(run())
+    assert fatal == []
+    assert not any(line.startswith("ack") for line in log)
 
 
 def test_a_decoder_bug_dead_letters_the_record(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,22 +181,100 @@ def test_a_decoder_bug_dead_letters_the_record(monkeypatch: pytest.MonkeyPatch) 
         raise RecursionError("deep")
 
     monkeypatch.setattr(agents, "decode_event", explode)
-    moderator, _ = _moderator([])
-    events, dead = moderator.decode([_record(7, b"{}")])
-    assert events == []
-    (record,) = dead
-    assert orjson.loads(record.value)["error"] == {"reason": "undecodable", "message": "RecursionError: deep"}
-
-
-def test_publish_failure_acks_nothing_and_stops_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(agents, "_PUBLISH_ATTEMPTS", 2)
     log: list[str] = []
-    moderator, fatal = _moderator(log, fail=True)
+    moderator, producer, _ = _moderator(log)
+    producer.auto = True
 
     async def run() -> None:
-        await moderator.submit([_record(0, encode_event(ChatEvent("e0", "c", "u", 1.0, "hi")))])
-        await moderator.drain(10)
+        await moderator.admit([_record(7, b"{}")])
+        await _until(lambda: "ack 7" in log)
+        await moderator.drain(1)
+
+    asyncio.run(run())
+    assert log == ["send moderation.dlq undecodable", "ack 7"]
+
+
+def test_a_record_the_broker_refuses_becomes_a_dead_letter_and_the_worker_goes_on() -> None:
+    log: list[str] = []
+    moderator, producer, fatal = _moderator(log)
+
+    async def send(topic: str, key: Any, value: Any, *rest: Any) -> Awaitable[Any]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        log.append(f"send {topic} {_label(value)}")
+        if topic == "moderation.archive":
+            future.set_exception(MessageSizeTooLargeError("too large for the broker"))
+        else:
+            future.set_result(None)
+        return future
+
+    producer.send = send  # type: ignore[method-assign]
+
+    async def run() -> None:
+        await moderator.admit([_record(0, _event(0))])
+        await _until(lambda: "ack 0" in log)
+        await moderator.drain(1)
+
+    asyncio.run(run())
+    assert fatal == []
+    assert log == ["send moderation.archive e0", "send moderation.dlq output_rejected", "ack 0"]
+
+
+def test_a_broker_that_stays_unreachable_stops_the_worker_without_acks() -> None:
+    log: list[str] = []
+    moderator, producer, fatal = _moderator(log, publish_timeout_s=0.5)
+    producer.refuse = KafkaConnectionError
+
+    async def run() -> None:
+        await moderator.admit([_record(0, _event(0))])
+        await _until(lambda: bool(fatal), timeout_s=10)
+        await moderator.drain(0.2)
 
     asyncio.run(run())
     assert not any(line.startswith("ack") for line in log)
-    assert len(fatal) == 1 and "publishing 1 record(s) failed" in str(fatal[0])
+    assert len(log) >= 2  # it retried before giving up
+    assert "failed for 0.5s" in str(fatal[0])
+
+
+def test_dead_letter_of_a_huge_record_keeps_a_prefix_size_and_hash() -> None:
+    import base64
+    import hashlib
+
+    log: list[str] = []
+    moderator, producer, _ = _moderator(log, max_record_bytes=100_000)
+    sent: list[bytes] = []
+    original = producer.send
+
+    async def send(topic: str, key: Any, value: Any, *rest: Any) -> Awaitable[Any]:
+        sent.append(value)
+        return await original(topic, key, value, *rest)
+
+    producer.send = send  # type: ignore[method-assign]
+    producer.auto = True
+    huge = b'{"id": "' + b"x" * 3_000_000 + b'"}'
+
+    async def run() -> None:
+        await moderator.admit([_record(0, huge)])
+        await _until(lambda: "ack 0" in log)
+        await moderator.drain(1)
+
+    asyncio.run(run())
+    (value,) = sent
+    assert len(value) < 100_000
+    record = orjson.loads(value)
+    assert record["error"]["reason"] == "oversize"
+    assert record["value"] == {
+        "size": len(huge),
+        "sha256": hashlib.sha256(huge).hexdigest(),
+        "truncated": True,
+    }
+    assert huge.startswith(base64.b64decode(record["value_b64"]))
+
+
+def test_settings_that_cannot_fit_a_dead_letter_are_refused() -> None:
+    from streams.errors import ConfigError
+
+    settings = Settings(kafka=KafkaConfig(max_record_bytes=20_000))
+    with pytest.raises(ConfigError, match="DLQ_MAX_VALUE_BYTES"):
+        settings.check()
+    with pytest.raises(ConfigError, match="PRODUCER_MAX_REQUEST_BYTES"):
+        Settings(kafka=KafkaConfig(max_record_bytes=2_000_000)).check()

@@ -29,13 +29,22 @@ def test_unknown_fields_are_ignored() -> None:
     assert decode_event(_raw(extra={"a": 1})).request == "hi"
 
 
+def test_legal_json_that_orjson_refuses_is_still_read() -> None:
+    # an integer beyond 64 bits in a field we do not use is legal JSON
+    raw = _raw().replace(b'"hi"', b'"hi", "big": 123456789012345678901234567890')
+    assert decode_event(raw).request == "hi"
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
         (None, "empty"),
         (b"not json", "not_json"),
         (b"\xff\xfe\xfd", "invalid_utf8"),
-        (b'{"id": "\\ud800"}', "not_json"),
+        (b'{"id": "\\ud800"}', "bad_identifier"),
+        (_raw().replace(b'"hi"', b'"hi \\udc00"'), "bad_text"),
+        (_raw().replace(b'"hi"', b'"hi", "n": NaN'), "not_json"),
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, "not_json"),
         (b"[1, 2]", "wrong_type"),
         (_raw(id=...), "missing_field"),
         (_raw(request=...), "missing_field"),
