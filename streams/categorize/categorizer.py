@@ -154,6 +154,9 @@ class Categorizer:
         found = self._search(steps, deciding, weak=False) or self._search(steps, others, weak=False)
         if not found:
             found = self._search(steps, deciding + others, weak=True)
+        given = {rule.hazard.tag for rule, _ in found}
+        dropped = {tag for rule, _ in found for tag in rule.hazard.supersedes}
+        found = [(rule, ev) for rule, ev in found if rule.hazard.tag not in dropped or rule.hazard.tag not in given]
         shift = adjustment(kind, self.taxonomy.adjust)
         categories = sorted(
             (

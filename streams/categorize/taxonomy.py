@@ -12,7 +12,8 @@ its own file of the same shape (``load_taxonomy(path)``)::
         {"tag": "S9", "name": "...", "description": "...", "severity": "critical",
          "patterns": ["\\\\bsarin\\\\b", ...],         # any match gives the tag
          "pairs": [["<regex A>", "<regex B>"]],  # optional: A and B in one step
-         "weak_patterns": ["\\\\billegal\\\\b"]}     # optional: only if no tag matched at all
+         "weak_patterns": ["\\\\billegal\\\\b"],    # optional: only if no tag matched at all
+         "supersedes": ["S12"]}                  # optional: tags dropped when this one is given
       ]
     }
 
@@ -48,6 +49,7 @@ class Hazard:
     patterns: tuple[re.Pattern[str], ...] = ()
     pairs: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = ()
     weak_patterns: tuple[re.Pattern[str], ...] = ()
+    supersedes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,10 @@ def _build(data: Any, source: str) -> Taxonomy:
     tags = [h.tag for h in hazards]
     if len(set(tags)) != len(tags):
         raise ConfigError(f"{where}: duplicate tags in {tags}")
+    for hazard in hazards:
+        unknown = set(hazard.supersedes) - set(tags) | ({hazard.tag} & set(hazard.supersedes))
+        if unknown:
+            raise ConfigError(f"{where}: {hazard.tag} supersedes unknown or own tags {sorted(unknown)}")
     adjust = data.get("severity_adjust", {})
     if not isinstance(adjust, dict) or set(adjust) - {"response_given", "request_refused"}:
         raise ConfigError(f"{where}: 'severity_adjust' takes only response_given and request_refused")
@@ -152,6 +158,9 @@ def _hazard(raw: Any, where: str) -> Hazard:
     )
     if not patterns and not pairs and not weak:
         raise ConfigError(f"{where}: needs at least one of patterns, pairs, weak_patterns")
+    supersedes = raw.get("supersedes", [])
+    if not isinstance(supersedes, list) or not all(isinstance(s, str) for s in supersedes):
+        raise ConfigError(f"{where}.supersedes: must be a list of tags")
     description = raw.get("description", "")
     return Hazard(
         tag=tag,
@@ -161,6 +170,7 @@ def _hazard(raw: Any, where: str) -> Hazard:
         patterns=patterns,
         pairs=pairs,
         weak_patterns=weak,
+        supersedes=tuple(supersedes),
     )
 
 
