@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from streams.categorize.harms import extract_harms
 from streams.categorize.model import Categorization, Evidence, HarmCategory, Severity
-from streams.categorize.severity import adjustment, exposure
 from streams.categorize.prefilter import TriggerIndex, literal_triggers
+from streams.categorize.severity import adjustment, exposure
 from streams.categorize.taxonomy import Hazard, Taxonomy, load_taxonomy
 from streams.parse import Completion, Harm, TaskReasoning
 
@@ -48,9 +48,7 @@ _MAX_MATCHED = 5  # words kept per evidence item
 
 def deciding_tasks(request: Harm | None, response: Harm | None) -> tuple[int, ...]:
     """Task 1 for a harmful request, Task 3 for a harmful response; () when neither."""
-    return tuple(
-        task for task, harm in ((1, request), (3, response)) if harm is Harm.HARMFUL
-    )
+    return tuple(task for task, harm in ((1, request), (3, response)) if harm is Harm.HARMFUL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,32 +87,35 @@ class _Lexicon:
         self.index = TriggerIndex([literal_triggers(p.pattern) for p in self.patterns])
 
     def match(self, text: str, *, weak: bool) -> Iterator[tuple[_Rule, tuple[str, ...]]]:
-        """(rule, matched words) for each hazard that matches one step."""
+        """(rule, matched words in text order) for each hazard that matches one step."""
         candidates = self.index.candidates(text.lower())
         for number in sorted({self.owner[i] for i in candidates}):
             rule = self.rules[number]
-            words: list[str] = []
+            hits: list[tuple[int, str]] = []
             if weak:
-                words.extend(self._words(rule.weak, candidates, text))
+                hits.extend(self._hits(rule.weak, candidates, text))
             else:
-                words.extend(self._words(rule.strong, candidates, text))
+                hits.extend(self._hits(rule.strong, candidates, text))
                 for first, second in rule.pairs:
                     if first in candidates and second in candidates:
-                        a = list(self._words((first,), candidates, text))
-                        b = list(self._words((second,), candidates, text)) if a else []
+                        a = list(self._hits((first,), candidates, text))
+                        b = list(self._hits((second,), candidates, text)) if a else []
                         if a and b:
-                            words.extend(a + b)
-            if words:
-                yield rule, tuple(list(dict.fromkeys(words))[:_MAX_MATCHED])
+                            hits.extend(a + b)
+            if hits:
+                words = dict.fromkeys(word for _, word in sorted(hits))
+                yield rule, tuple(words)[:_MAX_MATCHED]
 
-    def _words(self, indexes: Sequence[int], candidates: frozenset[int], text: str) -> Iterator[str]:
+    def _hits(
+        self, indexes: Sequence[int], candidates: frozenset[int], text: str
+    ) -> Iterator[tuple[int, str]]:
         for i in indexes:
             if i not in candidates:
                 continue
             for match in self.patterns[i].finditer(text):
                 word = match.group(0).strip()
                 if word and not _negated(text, match.start()):
-                    yield word
+                    yield match.start(), word
 
 
 def _negated(text: str, start: int) -> bool:
@@ -156,7 +157,9 @@ class Categorizer:
             found = self._search(steps, deciding + others, weak=True)
         given = {rule.hazard.tag for rule, _ in found}
         dropped = {tag for rule, _ in found for tag in rule.hazard.supersedes}
-        found = [(rule, ev) for rule, ev in found if rule.hazard.tag not in dropped or rule.hazard.tag not in given]
+        found = [
+            (rule, ev) for rule, ev in found if rule.hazard.tag not in dropped or rule.hazard.tag not in given
+        ]
         shift = adjustment(kind, self.taxonomy.adjust)
         categories = sorted(
             (

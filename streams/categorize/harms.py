@@ -14,8 +14,8 @@ task's steps in order:
    ``information on how to``); keep the phrase only if it names something:
    not only generic words (``harmful``, ``illegal activities``, ``content``).
 
-Phrases are deduplicated case-insensitively (one contained in an earlier one is
-dropped), cut to ``max_chars`` at a word boundary, and at most ``limit`` are
+Phrases are deduplicated case-insensitively (one that contains, or is contained
+in, an earlier one is dropped), cut to ``max_chars`` at a word boundary, and at most ``limit`` are
 kept, in order of appearance.
 """
 
@@ -29,7 +29,7 @@ __all__ = ["extract_harms"]
 _CUE = re.compile(
     r"\b(?:involv(?:es|ing|e)|promot(?:es|ing|e)|facilitat(?:es|ing|e)|encourag(?:es|ing|e)|"
     r"enabl(?:es|ing|e)|glorif(?:ies|ying|y)|condon(?:es|ing|e)|"
-    r"request(?:s|ing|ed)?(?: for| to)?|asking (?:for|about|how to)|asks (?:for|about|how to)|"
+    r"request(?:ing|ed)|requests? (?:for|to)|asking (?:for|about|how to)|asks (?:for|about|how to)|"
     r"seek(?:s|ing)?(?: to)?|instructions (?:for|on)|guidance on|advice on|"
     r"pertains? to|related to|a form of|such as|specifically|"
     r"provides?|providing|contains?|containing|includes?|including|describ(?:es|ing))\s+",
@@ -81,7 +81,9 @@ def _clip(phrase: str, max_chars: int) -> str:
     return cut if cut else phrase[:max_chars]
 
 
-def extract_harms(steps: Iterable[str], *, limit: int = 5, max_chars: int = 80, max_words: int = 10) -> tuple[str, ...]:
+def extract_harms(
+    steps: Iterable[str], *, limit: int = 5, max_chars: int = 80, max_words: int = 10
+) -> tuple[str, ...]:
     """Harm phrases from reasoning steps (the deciding tasks' steps, in order)."""
     found: list[str] = []
     seen: list[str] = []
@@ -89,7 +91,7 @@ def extract_harms(steps: Iterable[str], *, limit: int = 5, max_chars: int = 80, 
         for phrase in _phrases(step, max_words):
             phrase = _clip(phrase, max_chars)
             key = phrase.lower()
-            if any(key in earlier for earlier in seen):
+            if any(key in earlier or earlier in key for earlier in seen):
                 continue
             seen.append(key)
             found.append(phrase)

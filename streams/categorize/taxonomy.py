@@ -153,9 +153,7 @@ def _hazard(raw: Any, where: str) -> Hazard:
     raw_pairs = raw.get("pairs", [])
     if not isinstance(raw_pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw_pairs):
         raise ConfigError(f"{where}.pairs: must be a list of [regex, regex] pairs")
-    pairs = tuple(
-        (a, b) for a, b in (_patterns(p, f"{where}.pairs[{i}]") for i, p in enumerate(raw_pairs))
-    )
+    pairs = tuple((a, b) for a, b in (_patterns(p, f"{where}.pairs[{i}]") for i, p in enumerate(raw_pairs)))
     if not patterns and not pairs and not weak:
         raise ConfigError(f"{where}: needs at least one of patterns, pairs, weak_patterns")
     supersedes = raw.get("supersedes", [])

@@ -138,7 +138,8 @@ class CategoryReport:
 
     def to_markdown(self) -> str:
         rows = [
-            f"| {t.tag} | {t.support} | {t.tp} | {t.fp} | {t.fn} | {t.precision:.2f} | {t.recall:.2f} | {t.f1:.2f} |"
+            f"| {t.tag} | {t.support} | {t.tp} | {t.fp} | {t.fn} "
+            f"| {t.precision:.2f} | {t.recall:.2f} | {t.f1:.2f} |"
             for t in self.tags
         ]
         m = self.micro
@@ -255,11 +256,15 @@ def evaluate_categories(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streams.eval.categories", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m streams.eval.categories", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--predictions", type=Path, default=DEFAULT_PREDICTIONS)
     parser.add_argument("--split", choices=["dev", "test", "all"], action="append")
-    parser.add_argument("--taxonomy", type=Path, default=None, help="a taxonomy file (default: the packaged one)")
+    parser.add_argument(
+        "--taxonomy", type=Path, default=None, help="a taxonomy file (default: the packaged one)"
+    )
     parser.add_argument("--json", action="store_true", help="JSON instead of markdown")
     args = parser.parse_args(argv)
     from streams.categorize import load_taxonomy

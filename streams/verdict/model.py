@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from streams.categorize.model import HarmCategory, Severity
 from streams.parse import Completion, Harm, ParseStatus, TaskReasoning
 
 __all__ = ["SCHEMA_VERSION", "Action", "Outcome", "Timings", "Verdict"]
@@ -64,6 +65,10 @@ class Verdict:
     timings: Timings = field(default_factory=Timings)
     moderated_at: float = 0.0
     actions: tuple[Action, ...] = ()
+    # Set by ``streams.categorize`` on harmful verdicts (empty / None otherwise).
+    categories: tuple[HarmCategory, ...] = ()
+    harms: tuple[str, ...] = ()
+    severity: Severity | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +101,9 @@ class Verdict:
                 "total_ms": self.timings.total_ms,
             },
             "moderated_at": self.moderated_at,
+            "categories": [c.to_dict() for c in self.categories],
+            "harms": list(self.harms),
+            "severity": self.severity.label if self.severity is not None else None,
         }
 
     def to_json(self) -> bytes:
@@ -130,6 +138,9 @@ class Verdict:
             timings=Timings(**timings),
             moderated_at=data.get("moderated_at", 0.0),
             actions=tuple(Action(a) for a in data.get("actions", [])),
+            categories=tuple(HarmCategory.from_dict(c) for c in data.get("categories", [])),
+            harms=tuple(data.get("harms", [])),
+            severity=Severity.parse(data["severity"]) if data.get("severity") else None,
         )
 
     @classmethod
