@@ -72,7 +72,7 @@ def block_record(verdict: Verdict) -> dict[str, Any]:
 def alert_record(verdict: Verdict) -> dict[str, Any]:
     if verdict.outcome is Outcome.HARMFUL:
         category = "harmful_response" if verdict.response is Harm.HARMFUL else "harmful_request"
-        severity = "high"
+        severity = verdict.severity.label if verdict.severity is not None else "high"
     else:
         category, severity = "guard_failure", "medium"
     return {
@@ -82,6 +82,8 @@ def alert_record(verdict: Verdict) -> dict[str, Any]:
         "outcome": verdict.outcome.value,
         "status": verdict.status.value if verdict.status else None,
         "answers": verdict.to_dict()["answers"],
+        "categories": [c.to_dict() for c in verdict.categories],
+        "harms": list(verdict.harms),
         "reason": short_reason(verdict),
         "model": verdict.model,
         "event_timestamp": verdict.event_timestamp,

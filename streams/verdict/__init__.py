@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from streams.verdict.enrich import categorize_verdict
 from streams.verdict.model import SCHEMA_VERSION, Action, Outcome, Timings, Verdict
 from streams.verdict.route import route
 
-__all__ = ["SCHEMA_VERSION", "Action", "Outcome", "Timings", "Verdict", "route"]
+__all__ = ["SCHEMA_VERSION", "Action", "Outcome", "Timings", "Verdict", "categorize_verdict", "route"]

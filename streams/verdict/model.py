@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from streams.categorize.model import HarmCategory, Severity
 from streams.parse import Completion, Harm, ParseStatus, TaskReasoning
 
 __all__ = ["SCHEMA_VERSION", "Action", "Outcome", "Timings", "Verdict"]
@@ -67,6 +68,10 @@ class Verdict:
     # Long input moderated in pieces: one summary per window (spans, outcome, answers);
     # the verdict's answers are the worst over the windows, its reasoning the deciding window's.
     windows: tuple[dict[str, Any], ...] = ()
+    # Set by ``streams.categorize`` on harmful verdicts (empty / None otherwise).
+    categories: tuple[HarmCategory, ...] = ()
+    harms: tuple[str, ...] = ()
+    severity: Severity | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +105,9 @@ class Verdict:
             },
             "moderated_at": self.moderated_at,
             "windows": list(self.windows),
+            "categories": [c.to_dict() for c in self.categories],
+            "harms": list(self.harms),
+            "severity": self.severity.label if self.severity is not None else None,
         }
 
     def to_json(self) -> bytes:
@@ -135,6 +143,9 @@ class Verdict:
             moderated_at=data.get("moderated_at", 0.0),
             actions=tuple(Action(a) for a in data.get("actions", [])),
             windows=tuple(data.get("windows") or ()),
+            categories=tuple(HarmCategory.from_dict(c) for c in data.get("categories", [])),
+            harms=tuple(data.get("harms", [])),
+            severity=Severity.parse(data["severity"]) if data.get("severity") else None,
         )
 
     @classmethod
