@@ -43,3 +43,36 @@ def test_env_overrides_are_typed() -> None:
 def test_bad_values_are_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    """The README's configuration table names every GUARDSTREAM_ variable the code reads
+    (either in full, or as ``_FIELD`` on the row of its group's first variable)."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `GUARDSTREAM_")]
+    missing = []
+    for group in fields(Settings):
+        prefix = f"GUARDSTREAM_{group.name}_".upper()
+        for f in fields(getattr(Settings(), group.name)):
+            name = f"{prefix}{f.name.upper()}"
+            if name in readme:
+                continue
+            if not any(prefix in row and f"`_{f.name.upper()}`" in row for row in rows):
+                missing.append(name)
+    assert missing == []
+
+
+def test_inconsistent_settings_fail_at_start() -> None:
+    from dataclasses import replace
+
+    base = Settings()
+    with pytest.raises(ConfigError, match="MAX_UNACKED"):
+        replace(base, batch=replace(base.batch, max_unacked=10)).check()
+    with pytest.raises(ConfigError, match="AUTO_OFFSET_RESET"):
+        replace(base, kafka=replace(base.kafka, auto_offset_reset="middle")).check()
+    with pytest.raises(ConfigError, match="MAX_TOKENS"):
+        replace(base, engine=replace(base.engine, max_tokens=5000)).check()
+    assert base.check() is base
