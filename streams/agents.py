@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from streams import metrics, telemetry
 from streams.config import Settings
@@ -39,16 +39,21 @@ from streams.pipeline import ModerationPolicy, moderate_one
 from streams.sinks import OutputRecord, Outputs, RecordProducer
 from streams.verdict import Verdict
 
-__all__ = ["InputRecord", "Moderator"]
+__all__ = ["InputRecord", "LiveRouting", "Moderator", "Routing"]
 
 logger = logging.getLogger(__name__)
 
 Ack = Callable[[Any], Awaitable[Any]]
+HeaderFn = Callable[[str], list[tuple[str, bytes]]]
 Fatal = Callable[[BaseException], Awaitable[None]]
 
 
 class InputRecord:
-    """The parts of a consumed Kafka message the moderator needs (adapts faust's Event)."""
+    """The parts of a consumed Kafka record the moderator needs.
+
+    ``handle`` is what gets acknowledged: Faust's event (live worker) or aiokafka's
+    record (replay). ``timestamp`` is in epoch seconds.
+    """
 
     __slots__ = (
         "generation",
@@ -63,18 +68,101 @@ class InputRecord:
         "value",
     )
 
-    def __init__(self, handle: Any) -> None:
-        message = handle.message
+    def __init__(
+        self,
+        handle: Any,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: float | None,
+        headers: Any,
+        tp: Hashable | None = None,
+        generation: int | None = None,
+    ) -> None:
         self.handle = handle
-        self.key: bytes | None = message.key
-        self.value: bytes | None = message.value
-        self.topic: str = message.topic
-        self.partition: int = message.partition
-        self.offset: int = message.offset
-        self.timestamp: float | None = message.timestamp
-        self.headers: Any = message.headers
-        self.tp: Hashable = getattr(message, "tp", None) or (message.topic, message.partition)
-        self.generation: int | None = getattr(message, "generation_id", None)
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.timestamp = timestamp
+        self.headers = headers
+        self.tp: Hashable = tp if tp is not None else (topic, partition)
+        self.generation = generation
+
+    @classmethod
+    def from_faust(cls, event: Any) -> InputRecord:
+        message = event.message
+        return cls(
+            event,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            timestamp=message.timestamp,
+            headers=message.headers,
+            tp=getattr(message, "tp", None),
+            generation=getattr(message, "generation_id", None),
+        )
+
+    @classmethod
+    def from_aiokafka(cls, record: Any) -> InputRecord:
+        return cls(
+            record,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            timestamp=record.timestamp / 1000 if record.timestamp is not None else None,
+            headers=list(record.headers or ()),
+        )
+
+
+class Routing(Protocol):
+    """Where a verdict and a dead letter go (the live topics, or a replay's)."""
+
+    def for_verdict(self, verdict: Verdict, headers: HeaderFn, item: InputRecord) -> list[OutputRecord]: ...
+
+    def for_dead_letter(self, item: InputRecord, error: ContractError) -> list[OutputRecord]: ...
+
+    def for_rejected(
+        self, output: OutputRecord, *, topic: str, partition: int, offset: int, error: BaseException
+    ) -> OutputRecord: ...
+
+
+class LiveRouting:
+    """The live worker's outputs: block / alerts / archive for a verdict, the DLQ for bad input."""
+
+    def __init__(self, outputs: Outputs) -> None:
+        self._outputs = outputs
+
+    def for_verdict(self, verdict: Verdict, headers: HeaderFn, item: InputRecord) -> list[OutputRecord]:
+        return self._outputs.for_verdict(verdict, headers)
+
+    def for_dead_letter(self, item: InputRecord, error: ContractError) -> list[OutputRecord]:
+        return [
+            self._outputs.dead_letter(
+                error,
+                key=item.key,
+                value=item.value,
+                topic=item.topic,
+                partition=item.partition,
+                offset=item.offset,
+                timestamp=item.timestamp,
+                headers=item.headers,
+                event_id=peek_event_id(item.value),
+            )
+        ]
+
+    def for_rejected(
+        self, output: OutputRecord, *, topic: str, partition: int, offset: int, error: BaseException
+    ) -> OutputRecord:
+        return self._outputs.rejected(output, topic=topic, partition=partition, offset=offset, error=error)
 
 
 class Moderator:
@@ -90,6 +178,8 @@ class Moderator:
         on_fatal: Fatal,
         gate: EngineGate | None = None,
         generation: Callable[[], int | None] | None = None,
+        routing: Routing | None = None,
+        moderation: ModerationPolicy | None = None,
     ) -> None:
         batch, kafka, policy = settings.batch, settings.kafka, settings.policy
         self._group = kafka.group_id
@@ -97,7 +187,7 @@ class Moderator:
         self._ack = ack
         self._on_fatal = on_fatal
         self._generation = generation
-        self._policy = ModerationPolicy.from_settings(settings)
+        self._policy = moderation or ModerationPolicy.from_settings(settings)
         self._limits = EventLimits(
             max_event_bytes=policy.max_event_bytes, max_text_chars=policy.max_text_chars
         )
@@ -107,10 +197,12 @@ class Moderator:
             probe_max_interval_s=settings.engine.probe_max_interval_s,
             max_delay_s=policy.outage_max_delay_s,
         )
-        self._outputs = Outputs(
-            settings.topics,
-            max_record_bytes=kafka.max_record_bytes,
-            dlq_max_value_bytes=policy.dlq_max_value_bytes,
+        self._routing: Routing = routing or LiveRouting(
+            Outputs(
+                settings.topics,
+                max_record_bytes=kafka.max_record_bytes,
+                dlq_max_value_bytes=policy.dlq_max_value_bytes,
+            )
         )
         self._tracker = OffsetTracker(max_pending=batch.max_unacked)
         self._slots = asyncio.Semaphore(batch.max_in_flight)
@@ -133,9 +225,12 @@ class Moderator:
             self._runner = asyncio.create_task(self._outbox.run(), name="guardstream-outbox")
             self._runner.add_done_callback(self._runner_stopped)
 
-    async def admit(self, batch: Sequence[InputRecord]) -> None:
+    async def admit(
+        self, batch: Sequence[InputRecord], *, select: Callable[[InputRecord], bool] | None = None
+    ) -> None:
         """Take a batch: dead-letter what cannot be decoded, start moderating the rest.
 
+        Records ``select`` rejects are acknowledged in order without being moderated.
         Waits while the engine is down, while ``max_in_flight`` events are being
         moderated, or while ``max_unacked`` events wait for an earlier one.
         """
@@ -149,15 +244,18 @@ class Moderator:
                 continue  # fetched before a rebalance: the partition's owner reads it again
             await self._tracker.wait_for_room()
             ticket = self._tracker.track(item.tp, item.offset, item.handle)
+            if select is not None and not select(item):
+                self._outbox.put(ticket, ())
+                continue
             try:
                 event = decode_event(item.value, self._limits)
             except ContractError as exc:
-                self._outbox.put(ticket, [self._dead_letter(item, exc)])
+                self._outbox.put(ticket, self._dead_letter(item, exc))
                 continue
             except Exception as exc:  # a decoder bug on odd input must not stop the worker either
                 logger.exception("unexpected decode failure offset=%d", item.offset)
                 error = ContractError("undecodable", f"{type(exc).__name__}: {exc}")
-                self._outbox.put(ticket, [self._dead_letter(item, error)])
+                self._outbox.put(ticket, self._dead_letter(item, error))
                 continue
             await self._slots.acquire()
             self._holding.add(ticket)
@@ -173,6 +271,14 @@ class Moderator:
     def assigned(self, partitions: Iterable[Hashable]) -> None:
         """A new assignment: forget partitions that are not in it (normally revoked already)."""
         self._drop(self._tracker.retain(partitions))
+
+    async def idle(self) -> None:
+        """Until every event taken so far is moderated, published and acknowledged."""
+        while self._tasks or self._tracker.pending or self._outbox.queued:
+            if self._tasks:
+                await asyncio.wait(list(self._tasks.values()))
+            await self._outbox.wait_idle()
+            await asyncio.sleep(0.01)
 
     async def drain(self, timeout_s: float) -> None:
         """At shutdown: let in-flight events finish and their outputs publish, for up to
@@ -195,7 +301,7 @@ class Moderator:
 
     # -- per event ----------------------------------------------------------------------
 
-    def _dead_letter(self, item: InputRecord, error: ContractError) -> OutputRecord:
+    def _dead_letter(self, item: InputRecord, error: ContractError) -> list[OutputRecord]:
         logger.warning(
             'dead-letter topic="%s" partition=%d offset=%d reason="%s"',
             item.topic,
@@ -204,17 +310,7 @@ class Moderator:
             error.reason,
         )
         metrics.DEAD_LETTERS.labels(error.reason).inc()
-        return self._outputs.dead_letter(
-            error,
-            key=item.key,
-            value=item.value,
-            topic=item.topic,
-            partition=item.partition,
-            offset=item.offset,
-            timestamp=item.timestamp,
-            headers=item.headers,
-            event_id=peek_event_id(item.value),
-        )
+        return self._routing.for_dead_letter(item, error)
 
     async def _moderate(self, ticket: Ticket, item: InputRecord, event: ChatEvent) -> None:
         try:
@@ -228,7 +324,7 @@ class Moderator:
             ):
                 verdict = await moderate_one(event, self._engine, self._policy, gate=self.gate)
                 trace = telemetry.OutputTrace(event.id, item.headers)
-                records = self._outputs.for_verdict(verdict, trace.headers)
+                records = self._routing.for_verdict(verdict, trace.headers, item)
         except asyncio.CancelledError:
             self._release(ticket)
             raise
@@ -259,7 +355,7 @@ class Moderator:
 
     def _rejected(self, record: OutputRecord, ticket: Ticket, error: BaseException) -> OutputRecord:
         topic, partition = _split_tp(ticket.partition)
-        return self._outputs.rejected(
+        return self._routing.for_rejected(
             record, topic=topic, partition=partition, offset=ticket.offset, error=error
         )
 

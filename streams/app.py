@@ -125,7 +125,7 @@ def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | No
         moderators.append(moderator)
         try:
             async for batch in stream.noack_take(settings.batch.max_size, within=settings.batch.max_wait_s):
-                await moderator.admit([InputRecord(event) for event in batch])
+                await moderator.admit([InputRecord.from_faust(event) for event in batch])
         finally:
             moderators.remove(moderator)
             await moderator.drain(settings.batch.drain_timeout_s)

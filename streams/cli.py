@@ -1,4 +1,4 @@
-"""``guardstream`` command line: eval, broker, worker, up, send, tail.
+"""``guardstream`` command line: eval, broker, worker, up, send, tail, replay, diff.
 
 Every command reads :class:`~streams.config.Settings` from the environment
 first; flags override single values.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import orjson
 
-from streams.config import EngineConfig, Settings
+from streams.cli_args import add_engine_flags, engine_config, with_bootstrap
+from streams.config import Settings
 from streams.errors import StreamsError
 
 __all__ = ["main"]
@@ -25,30 +26,16 @@ __all__ = ["main"]
 logger = logging.getLogger("streams.cli")
 
 
-def _engine_flags(p: argparse.ArgumentParser, *, default_help: str) -> None:
-    p.add_argument("--engine", help=f"engine spec KIND:TARGET ({default_help})")
-    p.add_argument("--max-tokens", type=int, help="generation cap per verdict")
-
-
-def _engine_config(args: argparse.Namespace, settings: Settings) -> EngineConfig:
-    config = settings.engine
-    if getattr(args, "engine", None):
-        config = replace(config, spec=args.engine)
-    if getattr(args, "max_tokens", None):
-        config = replace(config, max_tokens=args.max_tokens)
-    return config
-
-
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from streams.eval import load_benchmark
 
     if bool(args.recorded) == bool(args.engine):
         raise StreamsError("give exactly one of --recorded DIR or --engine SPEC")
-    engine_config = _engine_config(args, settings)
+    config = engine_config(args, settings)
     if args.recorded:
-        engine_config = replace(engine_config, spec=f"recorded:{args.recorded}")
+        config = replace(config, spec=f"recorded:{args.recorded}")
     # One attempt per sample: a missing recording or a failing engine must fail the eval, not wait.
-    settings = replace(settings, engine=engine_config, retry=replace(settings.retry, attempts=1))
+    settings = replace(settings, engine=config, retry=replace(settings.retry, attempts=1))
     benchmarks = [load_benchmark(Path(p)) for p in args.benchmark]
     if args.through_kafka:
         from streams.eval.kafka import evaluate_through_kafka
@@ -63,12 +50,6 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(report.table())
     return 0
-
-
-def _kafka(settings: Settings, bootstrap: str | None) -> Settings:
-    if bootstrap:
-        settings = replace(settings, kafka=replace(settings.kafka, bootstrap=bootstrap))
-    return settings
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -114,10 +95,10 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    settings = _kafka(settings, args.bootstrap)
+    settings = with_bootstrap(settings, args.bootstrap)
     if args.http_port is not None:
         settings = replace(settings, telemetry=replace(settings.telemetry, http_port=args.http_port))
-    settings = replace(settings, engine=_engine_config(args, settings))
+    settings = replace(settings, engine=engine_config(args, settings))
     return run_worker(settings, loglevel="debug" if args.verbose else "info")
 
 
@@ -141,14 +122,14 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from streams.broker import EmbeddedBroker
     from streams.engines import preflight
 
-    settings = replace(settings, engine=_engine_config(args, settings))
+    settings = replace(settings, engine=engine_config(args, settings))
     preflight(settings.engine)  # a missing model fails here, before anything starts
     broker = None
     if not args.bootstrap:
         broker = EmbeddedBroker(host="127.0.0.1", port=args.port).start()
-        settings = _kafka(settings, broker.bootstrap).for_embedded_broker()
+        settings = with_bootstrap(settings, broker.bootstrap).for_embedded_broker()
     else:
-        settings = _kafka(settings, args.bootstrap)
+        settings = with_bootstrap(settings, args.bootstrap)
     bootstrap = settings.kafka.bootstrap
     topics = settings.topics
     print(
@@ -169,7 +150,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from streams.client import send_lines
 
-    settings = _kafka(settings, args.bootstrap)
+    settings = with_bootstrap(settings, args.bootstrap)
     if args.file == "-":
         lines = list(sys.stdin.buffer)
     else:
@@ -190,7 +171,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.client import read_topic
 
-    settings = _kafka(settings, args.bootstrap)
+    settings = with_bootstrap(settings, args.bootstrap)
 
     async def run() -> None:
         async for record in read_topic(
@@ -220,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="F1 on GuardReasoner benchmark files")
     p.add_argument("--benchmark", nargs="+", required=True, metavar="FILE")
     p.add_argument("--recorded", metavar="DIR", help="recorded outputs (generated_predictions.jsonl files)")
-    _engine_flags(p, default_help="instead of --recorded")
+    add_engine_flags(p, default_help="instead of --recorded")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--through-kafka", action="store_true", help="send samples through a broker and a worker")
     p.add_argument("--bootstrap", help="with --through-kafka: use this broker instead of an embedded one")
@@ -229,13 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="the main job: embedded broker (unless --bootstrap) + topics + worker")
     p.add_argument("--bootstrap", help="use this Kafka cluster instead of starting the embedded broker")
     p.add_argument("--port", type=int, default=9092, help="embedded broker port (default 9092)")
-    _engine_flags(p, default_help="default: GuardReasoner-1B through in-process vLLM")
+    add_engine_flags(p, default_help="default: GuardReasoner-1B through in-process vLLM")
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("worker", help="run a moderation worker against a Kafka cluster")
     p.add_argument("--bootstrap", help="HOST:PORT[,HOST:PORT] (default GUARDSTREAM_KAFKA_BOOTSTRAP)")
     p.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz on this port")
-    _engine_flags(p, default_help="default GUARDSTREAM_ENGINE_SPEC")
+    add_engine_flags(p, default_help="default GUARDSTREAM_ENGINE_SPEC")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("broker", help="run the embedded broker in the foreground (memory only)")
@@ -256,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, help="stop when nothing arrives for this many seconds")
     p.add_argument("--compact", action="store_true", help="one JSON document per line")
     p.set_defaults(func=cmd_tail)
+
+    from streams.replay.cli import add_commands as replay_commands
+
+    replay_commands(sub)
     return parser
 
 
@@ -267,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:  # the Kafka client's INFO lines are noise for a command-line user
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         code = args.func(args, settings)

@@ -65,9 +65,11 @@ class TopicNames:
     alerts: str = "moderation.alerts"
     archive: str = "moderation.archive"
     dlq: str = "moderation.dlq"
+    replay: str = "moderation.replay"  # verdicts of replay runs (guardstream replay)
+    replay_runs: str = "moderation.replay.runs"  # one record per replay run: what it covers
 
     def outputs(self) -> tuple[str, ...]:
-        return (self.block, self.alerts, self.archive, self.dlq)
+        return (self.block, self.alerts, self.archive, self.dlq, self.replay, self.replay_runs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,13 +267,7 @@ class Settings:
         evaluations, tests and benchmarks that share a broker."""
         run = f"{label}-{uuid.uuid4().hex[:8]}"
         t = self.topics
-        topics = TopicNames(
-            events=f"{t.events}.{run}",
-            block=f"{t.block}.{run}",
-            alerts=f"{t.alerts}.{run}",
-            archive=f"{t.archive}.{run}",
-            dlq=f"{t.dlq}.{run}",
-        )
+        topics = TopicNames(**{f.name: f"{getattr(t, f.name)}.{run}" for f in fields(t)})
         return replace(
             self, topics=topics, kafka=replace(self.kafka, group_id=f"{self.kafka.group_id}-{run}")
         )

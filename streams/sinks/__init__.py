@@ -12,7 +12,14 @@ from streams.sinks.publish import (
     RecordProducer,
     records_for,
 )
-from streams.sinks.records import alert_record, archive_record, block_record, dlq_record, short_reason
+from streams.sinks.records import (
+    alert_record,
+    archive_record,
+    block_record,
+    dlq_record,
+    replay_record,
+    short_reason,
+)
 from streams.sinks.schemas import SCHEMA_NAMES, load_schema, validate
 
 __all__ = [
@@ -30,6 +37,7 @@ __all__ = [
     "fit_json",
     "load_schema",
     "records_for",
+    "replay_record",
     "short_reason",
     "validate",
 ]

@@ -16,7 +16,14 @@ from streams.errors import ContractError
 from streams.parse import Harm
 from streams.verdict import SCHEMA_VERSION, Outcome, Verdict
 
-__all__ = ["alert_record", "archive_record", "block_record", "dlq_record", "short_reason"]
+__all__ = [
+    "alert_record",
+    "archive_record",
+    "block_record",
+    "dlq_record",
+    "replay_record",
+    "short_reason",
+]
 
 _REASON_CHARS = 280
 _MESSAGE_CHARS = 1000
@@ -93,6 +100,12 @@ def alert_record(verdict: Verdict) -> dict[str, Any]:
 
 def archive_record(verdict: Verdict) -> dict[str, Any]:
     return verdict.to_dict()
+
+
+def replay_record(verdict: Verdict, *, run_id: str, original: dict[str, Any] | None) -> dict[str, Any]:
+    """A re-moderated event (topic ``moderation.replay``): the full verdict, the run, and the
+    original verdict's model, outcome and answers when the archive has one."""
+    return {**verdict.to_dict(), "run_id": run_id, "original": original}
 
 
 def _payload(data: bytes | None, limit: int) -> dict[str, Any]:

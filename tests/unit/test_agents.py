@@ -36,7 +36,7 @@ def _record(offset: int, value: bytes | None, partition: int = 0) -> InputRecord
         tp=("chat.events", partition),
         generation_id=None,
     )
-    return InputRecord(SimpleNamespace(message=message))
+    return InputRecord.from_faust(SimpleNamespace(message=message))
 
 
 def _event(i: int, text: str = "hi") -> bytes:

@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 
 __all__ = ["SCHEMA_NAMES", "load_schema", "validate"]
 
-SCHEMA_NAMES = ("chat_event", "block", "alert", "archive", "dlq")
+SCHEMA_NAMES = ("chat_event", "block", "alert", "archive", "dlq", "replay")
 
 
 @cache
