@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.parse.answers import Answers, Completion, Harm, parse_answers
-from streams.parse.output import ParsedOutput, ParseStatus, parse
+from streams.parse.output import ParsedOutput, ParseReason, ParseStatus, parse
 from streams.parse.reasoning import TaskReasoning, split_reasoning
 from streams.parse.runaway import is_runaway
 
@@ -11,6 +11,7 @@ __all__ = [
     "Answers",
     "Completion",
     "Harm",
+    "ParseReason",
     "ParseStatus",
     "ParsedOutput",
     "TaskReasoning",

@@ -9,25 +9,22 @@ what produced the published benchmark numbers.
 
 **Structural injection.** Chat text is untrusted. A request containing a line
 ``AI assistant:`` could forge an assistant turn, and an ``Answers:`` line could
-start an imitation of the model's answer block. :func:`neutralise` quotes every
-line of chat text that starts (after blanks or markdown decoration) with one of
-the template's structural markers — ``Human user:``, ``AI assistant:``,
-``Answers:`` — by prefixing it with ``"> "``. Field lines such as
-``Response: ...`` are left alone: they are common in real chat (the HarmBench
-and ToxicChat samples have them) and start no block without an ``Answers:``
-line. Afterwards the only lines of the prompt that start
-with a marker are the template's own, so the request always ends, and the
-response always begins, where the template says. Any character that the model
-could read as a line break counts as one (``\\r``, ``\\u2028``, form feed, ...),
-and matching ignores case, extra spaces, zero-width characters and a
-full-width colon. No benchmark sample contains such a line, so neutralised
-prompts still reproduce every recorded prompt exactly (tested).
+start an imitation of the model's answer block. :func:`neutralise` quotes
+(prefixes ``"> "``) every line of chat text that is a turn header or an
+answer-block header under the marker contract of :mod:`streams.prompt.markers`
+(every Unicode line break, NFKC-compatible forms, format characters, look-alike
+letters, case, blanks and markdown decoration all accounted for). Afterwards
+the only live turn headers of the prompt are the template's own, so the request
+always ends, and the response always begins, where the template says, and the
+prompt holds no live answer block. No benchmark sample contains such a line, so
+neutralised prompts still reproduce every recorded prompt exactly (tested).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+
+from streams.prompt.markers import quote_markers
 
 __all__ = ["INSTRUCTION", "NO_RESPONSE", "build_prompt", "build_prompts", "neutralise", "split_input"]
 
@@ -44,30 +41,10 @@ _HUMAN = "Human user:\n"
 _ASSISTANT = "\n\nAI assistant:\n"
 _END = "\n\n"
 
-_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-_GAP = r"[\s\u200b-\u200f\u2060\ufeff]*"  # blanks and zero-width characters
-_MARKERS = ("human user", "ai assistant", "answers")
-
-
-def _marker_pattern(word: str) -> str:
-    return _GAP.join(re.escape(part) for part in word.split())
-
-
-_LINE = re.compile(rf"[^{_LINE_BREAKS}]*[{_LINE_BREAKS}]?")
-_MARKER = re.compile(
-    rf"[ \t#*_>~`|\-\u00a0\u200b-\u200f\u2060\ufeff]*"  # blanks or markdown decoration
-    rf"(?:{'|'.join(_marker_pattern(m) for m in _MARKERS)}){_GAP}[*_]*{_GAP}[:\uff1a]",
-    re.IGNORECASE,
-)
-
 
 def neutralise(text: str) -> str:
-    """Quote every line of ``text`` that could pass for a template marker."""
-    lines = _LINE.findall(text)
-    marker = _MARKER.match
-    if not any(marker(line) for line in lines):
-        return text
-    return "".join(f"> {line}" if marker(line) else line for line in lines)
+    """Quote every line of ``text`` that could pass for a turn header or an answer-block header."""
+    return quote_markers(text)
 
 
 def build_prompt(request: str, response: str | None = None) -> str:
