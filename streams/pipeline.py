@@ -134,7 +134,7 @@ class _Judged:
 def _judge(result: Result, attempts: int, has_response: bool, window: Window | None = None) -> _Judged:
     if isinstance(result, EngineError):
         return _Judged(result, attempts, Outcome.ENGINE_ERROR, window=window)
-    parsed = parse(result.text, truncated=result.truncated)
+    parsed = parse(result.text, truncated=result.truncated, finish_reason=result.finish_reason)
     status = parsed.status(has_response=has_response)
     answers = parsed.answers
     if Harm.HARMFUL in (answers.request, answers.response):
@@ -238,9 +238,11 @@ def _verdict(
             **common,
         )
     generations = [p.result for p in parts if isinstance(p.result, Generation)]
+    reason = deciding.parsed.reason(has_response=event.response is not None) if deciding.parsed else None
     return Verdict(
         outcome=outcome,
         status=deciding.status,
+        parse_reason=reason.value if reason is not None else None,
         request=answers.request,
         completion=answers.completion,
         response=answers.response,

@@ -48,6 +48,7 @@ class Verdict:
     event_timestamp: float
     outcome: Outcome
     status: ParseStatus | None  # None when the engine produced nothing
+    parse_reason: str | None = None  # why status is not ok (streams.parse.ParseReason), else None
     request: Harm | None = None
     completion: Completion | None = None
     response: Harm | None = None
@@ -82,6 +83,7 @@ class Verdict:
             "event_timestamp": self.event_timestamp,
             "outcome": self.outcome.value,
             "status": self.status.value if self.status else None,
+            "parse_reason": self.parse_reason,
             "answers": {
                 "request": _v(self.request),
                 "completion": _v(self.completion),
@@ -125,6 +127,7 @@ class Verdict:
             event_timestamp=data["event_timestamp"],
             outcome=Outcome(data["outcome"]),
             status=ParseStatus(data["status"]) if data.get("status") else None,
+            parse_reason=data.get("parse_reason"),
             request=Harm(answers["request"]) if answers.get("request") else None,
             completion=Completion(answers["completion"]) if answers.get("completion") else None,
             response=Harm(answers["response"]) if answers.get("response") else None,
