@@ -79,7 +79,7 @@ def run_worker(settings: Settings, *, loglevel: str = "info") -> int:
     telemetry.setup_tracing(
         tel.traces_exporter, service_name=tel.service_name, capture_content=tel.capture_content
     )
-    engine = create_engine(settings.engine)
+    engine = create_engine(settings.engine, settings.cache)
     gate = engine_gate(settings, engine)
     app = create_app(settings, engine, gate=gate)
     worker = GuardWorker(

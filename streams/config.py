@@ -21,6 +21,7 @@ __all__ = [
     "DLQ_KEY_BYTES",
     "RECORD_OVERHEAD_BYTES",
     "BatchConfig",
+    "CacheConfig",
     "EngineConfig",
     "FailPolicy",
     "KafkaConfig",
@@ -195,6 +196,16 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CacheConfig:
+    """The per-worker verdict cache (streams/engines/cache.py): exact for greedy decoding."""
+
+    enabled: bool = True
+    max_entries: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024
+    ttl_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TelemetryConfig:
     """Tracing and the metrics/health endpoint.
 
@@ -219,6 +230,7 @@ class Settings:
     retry: RetryConfig = field(default_factory=RetryConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -6,6 +6,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "BATCH_SIZE",
+    "CACHE_BYTES",
+    "CACHE_ENTRIES",
+    "CACHE_HIT_RATIO",
+    "CACHE_LOOKUPS",
     "DEAD_LETTERS",
     "END_TO_END",
     "ENGINE_ERRORS",
@@ -55,6 +59,10 @@ OUTPUTS_REJECTED = Counter(
     "Output records the broker refused (replaced by a dead-letter record), by error",
     ["error"],
 )
+CACHE_LOOKUPS = Counter("guardstream_cache_lookups", "Verdict cache lookups, by result", ["result"])
+CACHE_HIT_RATIO = Gauge("guardstream_cache_hit_ratio", "Share of verdict cache lookups that hit, since start")
+CACHE_ENTRIES = Gauge("guardstream_cache_entries", "Outputs held by the verdict cache")
+CACHE_BYTES = Gauge("guardstream_cache_bytes", "Bytes held by the verdict cache (estimate)")
 WINDOWS = Histogram(
     "guardstream_windows",
     "Windows per long input moderated in pieces",

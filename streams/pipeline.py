@@ -225,6 +225,7 @@ def _verdict(
         "moderated_at": now,
         "actions": route(outcome, policy.fail_policy),
         "windows": tuple(_window_summary(p) for p in parts) if len(parts) > 1 else (),
+        "cached": all(isinstance(p.result, Generation) and p.result.cached for p in parts),
     }
     result = deciding.result
     if isinstance(result, EngineError):

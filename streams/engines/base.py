@@ -55,6 +55,7 @@ class Generation:
     completion_tokens: int | None = None
     finish_reason: str | None = None
     latency_s: float = 0.0
+    cached: bool = False  # answered by the verdict cache (streams/engines/cache.py), no engine call
 
     @property
     def truncated(self) -> bool:

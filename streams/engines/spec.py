@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.config import EngineConfig
+from streams.config import CacheConfig, EngineConfig
 from streams.engines.base import GuardEngine
 from streams.errors import ConfigError
 
@@ -33,7 +33,18 @@ def split_spec(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def create_engine(config: EngineConfig) -> GuardEngine:
+def create_engine(config: EngineConfig, cache: CacheConfig | None = None) -> GuardEngine:
+    """The engine ``config`` names; with ``cache`` (enabled), behind a verdict cache."""
+    engine = _create(config)
+    if cache is not None and cache.enabled:
+        from streams.engines.cache import CacheLimits, CachingEngine
+
+        limits = CacheLimits(max_entries=cache.max_entries, max_bytes=cache.max_bytes, ttl_s=cache.ttl_s)
+        return CachingEngine(engine, limits)
+    return engine
+
+
+def _create(config: EngineConfig) -> GuardEngine:
     kind, target = split_spec(config.spec)
     if kind == "recorded":
         from streams.engines.recorded import RecordedEngine

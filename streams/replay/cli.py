@@ -99,7 +99,7 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> Diff:
         if args.topic and args.topic != spec.topic:
             raise ConfigError(f"run {run_id} replays {spec.topic}, not {args.topic}")
         print(f"replay {run_id}: resuming ({spec.total} record(s) in the run)", file=sys.stderr)
-    engine = create_engine(settings.engine)
+    engine = create_engine(settings.engine, settings.cache)
     await engine.start()
     try:
         originals = await load_originals(bootstrap, topics.archive)

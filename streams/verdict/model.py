@@ -69,6 +69,7 @@ class Verdict:
     # Long input moderated in pieces: one summary per window (spans, outcome, answers);
     # the verdict's answers are the worst over the windows, its reasoning the deciding window's.
     windows: tuple[dict[str, Any], ...] = ()
+    cached: bool = False  # the model output came from the verdict cache (no engine call)
     # Set by ``streams.categorize`` on harmful verdicts (empty / None otherwise).
     categories: tuple[HarmCategory, ...] = ()
     harms: tuple[str, ...] = ()
@@ -107,6 +108,7 @@ class Verdict:
             },
             "moderated_at": self.moderated_at,
             "windows": list(self.windows),
+            "cached": self.cached,
             "categories": [c.to_dict() for c in self.categories],
             "harms": list(self.harms),
             "severity": self.severity.label if self.severity is not None else None,
@@ -146,6 +148,7 @@ class Verdict:
             moderated_at=data.get("moderated_at", 0.0),
             actions=tuple(Action(a) for a in data.get("actions", [])),
             windows=tuple(data.get("windows") or ()),
+            cached=bool(data.get("cached", False)),
             categories=tuple(HarmCategory.from_dict(c) for c in data.get("categories", [])),
             harms=tuple(data.get("harms", [])),
             severity=Severity.parse(data["severity"]) if data.get("severity") else None,

@@ -18,7 +18,7 @@ import pytest
 from streams.app import READY_LOG
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.client import read_topic, send_lines
-from streams.config import BatchConfig, RetryConfig, Settings
+from streams.config import BatchConfig, CacheConfig, RetryConfig, Settings
 from streams.event import ChatEvent, encode_event
 from streams.process import WorkerProcess
 from streams.topics import ensure_topics
@@ -45,6 +45,8 @@ def settings_factory(broker: EmbeddedBroker) -> SettingsFactory:
             engine=replace(base.engine, spec=engine, timeout_s=30.0),
             batch=BatchConfig(max_size=16, max_wait_s=0.05, max_in_flight=64),
             retry=RetryConfig(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5),
+            # off unless a test is about it: most tests send many identical "hello" events
+            cache=CacheConfig(enabled=False),
         )
         settings = replace(settings, **groups)
         asyncio.run(ensure_topics(settings.kafka, settings.topics))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from streams import telemetry
 from streams.app import create_app
 from streams.broker import free_port
 from streams.client import read_topic, send_lines
-from streams.config import TelemetryConfig
+from streams.config import CacheConfig, TelemetryConfig
 from streams.engines.fake import FakeEngine
 from streams.event import ChatEvent, encode_event
 
@@ -159,6 +160,31 @@ def test_metrics_and_health_over_http(
     assert 'guardstream_dead_letters_total{reason="not_json"} 1.0' in text
     assert "guardstream_engine_latency_seconds_count 7.0" in text
     assert "guardstream_batch_size_count" in text
+
+
+def test_repeated_prompts_are_answered_from_the_verdict_cache(
+    settings_factory: SettingsFactory, worker_factory: WorkerFactory, fake_openai: Callable[..., Any]
+) -> None:
+    server = fake_openai(delay=(0.05, 0.1))
+    port = free_port()
+    settings = settings_factory(
+        engine=f"openai:{server.url}", telemetry=TelemetryConfig(http_port=port), cache=CacheConfig()
+    )
+    worker_factory(settings)
+    first = make_events(1, prefix="first", request="lol")
+    send(settings, first)
+    collect(settings, settings.topics.archive, count=1)
+    repeats = make_events(30, prefix="again", request="lol")
+    send(settings, repeats)
+    archive = {
+        r["value"]["event_id"]: r["value"] for r in collect(settings, settings.topics.archive, count=31)
+    }
+    assert archive["first0"]["cached"] is False
+    assert all(archive[e.id]["cached"] for e in repeats)
+    assert httpx.get(f"http://127.0.0.1:{server.port}/stats").json()["served"] == 1  # one engine call
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert 'guardstream_cache_lookups_total{result="hit"} 30.0' in text
+    assert "guardstream_cache_entries 1.0" in text
 
 
 def test_readiness_turns_false_when_the_engine_is_unreachable(
