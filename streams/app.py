@@ -19,6 +19,7 @@ from streams.config import Settings
 from streams.engines.availability import EngineGate
 from streams.engines.base import GuardEngine
 from streams.health import HealthServer, broker_reachable
+from streams.lag import report_lag
 
 __all__ = ["READY_LOG", "GuardWorker", "create_app", "engine_gate", "health_server"]
 
@@ -110,6 +111,10 @@ def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | No
         for moderator in moderators:
             moderator.assigned(assigned)
         logger.info("%s partitions=%d", READY_LOG, len(assigned))
+
+    @app.timer(interval=settings.telemetry.lag_interval_s)  # type: ignore[untyped-decorator]
+    async def lag() -> None:
+        report_lag(app.consumer)
 
     @app.agent(events_topic, name="guardstream.moderate")
     async def moderate_events(stream: Any) -> None:

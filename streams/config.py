@@ -219,6 +219,7 @@ class TelemetryConfig:
     traces_exporter: str = "none"
     service_name: str = "guardstream"
     capture_content: bool = False  # put chat text / reasoning on spans
+    lag_interval_s: float = 5.0  # how often the consumer-lag gauges are updated
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

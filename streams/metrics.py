@@ -10,6 +10,10 @@ __all__ = [
     "CACHE_ENTRIES",
     "CACHE_HIT_RATIO",
     "CACHE_LOOKUPS",
+    "CONSUMER_COMMITTED",
+    "CONSUMER_FETCH_LAG",
+    "CONSUMER_HIGHWATER",
+    "CONSUMER_LAG",
     "DEAD_LETTERS",
     "END_TO_END",
     "ENGINE_ERRORS",
@@ -63,6 +67,20 @@ CACHE_LOOKUPS = Counter("guardstream_cache_lookups", "Verdict cache lookups, by 
 CACHE_HIT_RATIO = Gauge("guardstream_cache_hit_ratio", "Share of verdict cache lookups that hit, since start")
 CACHE_ENTRIES = Gauge("guardstream_cache_entries", "Outputs held by the verdict cache")
 CACHE_BYTES = Gauge("guardstream_cache_bytes", "Bytes held by the verdict cache (estimate)")
+CONSUMER_LAG = Gauge(
+    "guardstream_consumer_lag",
+    "Events not yet committed: high watermark (from fetch responses) - committed offset",
+    ["topic", "partition"],
+)
+CONSUMER_FETCH_LAG = Gauge(
+    "guardstream_consumer_fetch_lag", "High watermark - next offset to read", ["topic", "partition"]
+)
+CONSUMER_HIGHWATER = Gauge(
+    "guardstream_consumer_highwater", "High watermark of the last fetch response", ["topic", "partition"]
+)
+CONSUMER_COMMITTED = Gauge(
+    "guardstream_consumer_committed_offset", "The group's committed offset", ["topic", "partition"]
+)
 WINDOWS = Histogram(
     "guardstream_windows",
     "Windows per long input moderated in pieces",
