@@ -20,6 +20,7 @@ def main() -> None:
     p = sub.add_parser("engine", help="service verdicts/s with in-process vLLM vs offline LLM.generate")
     p.add_argument("--events", type=int, default=256)
     p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--runs", type=int, default=3, help="runs; figures are medians with min-max")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("latency", help="end-to-end latency under open-loop load")
     p.add_argument("--rate", type=float, help="events/s (default: --sweep)")
@@ -40,7 +41,7 @@ def main() -> None:
     elif args.command == "engine":
         from loadtest.engine import run as run_engine
 
-        result = run_engine(args.events, args.max_tokens)
+        result = run_engine(args.events, args.max_tokens, args.runs)
     elif args.command == "latency":
         from loadtest.latency import run_latency, saturating_rate
 

@@ -2,9 +2,15 @@
 offline ``LLM.generate`` on the same prompts, same engine settings, same run.
 
 The offline number is the engine's ceiling: every prompt handed to vLLM at once,
-no Kafka, no parsing. The model is the project's fixture model (a format
-fixture, not a classifier), so the figures measure feeding and overhead, not
-GuardReasoner's own speed.
+no Kafka, no parsing. Fair by construction: both sides use the same engine
+arguments and the same ``SamplingParams`` (``streams.engines.vllm.sampling_params``:
+greedy, the same ``max_tokens``, repetition detection on both), both are warmed up
+with the same two prompts (not part of the timed set), the verdict cache is off,
+and the run checks that both sides generated the same number of tokens (greedy
+decoding makes the outputs identical). Each figure is the median of ``runs`` runs,
+with min and max. The model is the project's fixture model (a format fixture, not a
+classifier), so the figures measure feeding and overhead, not GuardReasoner's own
+speed.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +31,7 @@ from typing import Any
 import orjson
 
 from loadtest.common import broker, machine, observe, produce, run_settings, started_worker
-from streams.config import BatchConfig, EngineConfig
+from streams.config import BatchConfig, CacheConfig, EngineConfig, Settings
 from streams.prompt import build_prompt
 
 __all__ = ["offline_baseline", "run"]
@@ -50,22 +57,32 @@ def _requests(n: int) -> list[tuple[str, str | None]]:
     return out
 
 
+_WARMUP_PAIRS: list[tuple[str, str | None]] = [
+    ("Warm-up question one?", None),
+    ("Warm-up question two?", "Warm-up answer."),
+]
+_WARMUP = [build_prompt(q, a) for q, a in _WARMUP_PAIRS]
+
+
 def _config(max_tokens: int) -> EngineConfig:
     return EngineConfig(max_tokens=max_tokens, max_model_len=2048, enforce_eager=True, timeout_s=300)
 
 
 def offline_baseline(model: str, prompts_file: str, max_tokens: int) -> None:
     """Child process: load ``LLM`` with the service's engine settings, time one ``generate`` call."""
-    from vllm import LLM, SamplingParams
+    from vllm import LLM
 
-    from streams.engines.vllm import engine_kwargs
+    from streams.engines.vllm import engine_kwargs, sampling_params
+    from streams.pipeline import ModerationPolicy
 
     prompts = json.loads(Path(prompts_file).read_text())
-    kwargs = engine_kwargs(model, _config(max_tokens), served_name=Path(model).name)
+    config = _config(max_tokens)
+    kwargs = engine_kwargs(model, config, served_name=Path(model).name)
     kwargs.pop("disable_log_stats", None)
     llm = LLM(**kwargs)
-    params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens)
-    llm.generate(prompts[:2], params, use_tqdm=False)  # warm-up, like the service's first batch
+    options = ModerationPolicy.from_settings(Settings(engine=config)).options
+    params = sampling_params(options)  # exactly what the service's engine sends
+    llm.generate(_WARMUP, params, use_tqdm=False)  # the same warm-up as the service's
     started = time.perf_counter()
     outputs = llm.generate(prompts, params, use_tqdm=False)
     elapsed = time.perf_counter() - started
@@ -121,10 +138,28 @@ def _service(
         )
         for i, (q, a) in enumerate(requests)
     ]
+    warmup = [
+        (
+            f"w{i}".encode(),
+            orjson.dumps(
+                {
+                    "id": f"{run_id}-warmup-{i}",
+                    "conversation_id": f"w{i}",
+                    "user_id": "u",
+                    "timestamp": now,
+                    "request": q,
+                    "response": a,
+                }
+            ),
+        )
+        for i, (q, a) in enumerate(_WARMUP_PAIRS)
+    ]
     tokens: list[int] = []
 
     def count(record: Any, _now: float) -> None:
-        tokens.append(orjson.loads(record.value)["usage"]["completion_tokens"] or 0)
+        value = orjson.loads(record.value)
+        if "-warmup-" not in value["event_id"]:
+            tokens.append(value["usage"]["completion_tokens"] or 0)
 
     with broker() as b:
         settings = run_settings(
@@ -132,17 +167,23 @@ def _service(
             f"vllm:{model}",
             batch=BatchConfig(max_size=64, max_wait_s=0.02, max_in_flight=len(requests)),
         )
-        settings = replace(settings, engine=replace(_config(max_tokens), spec=f"vllm:{model}"))
+        settings = replace(
+            settings,
+            engine=replace(_config(max_tokens), spec=f"vllm:{model}"),
+            cache=CacheConfig(enabled=False),
+        )
         with started_worker(settings, tmp / "worker.log", **VLLM_ENV):
 
             async def timed() -> tuple[float, list[float]]:
+                archive = settings.topics.archive
+                warm = asyncio.create_task(observe(b.bootstrap, archive, len(warmup), timeout_s=600))
+                await produce(b.bootstrap, settings.topics.events, warmup)
+                await warm  # the same warm-up as the offline side, not timed
                 watcher = asyncio.create_task(
-                    observe(
-                        b.bootstrap, settings.topics.archive, len(payloads), timeout_s=600, on_record=count
-                    )
+                    observe(b.bootstrap, archive, len(warmup) + len(payloads), timeout_s=600, on_record=count)
                 )
                 started = await produce(b.bootstrap, settings.topics.events, payloads)
-                return started, await watcher
+                return started, (await watcher)[len(warmup) :]
 
             started, times = asyncio.run(timed())
     if len(times) < len(payloads):
@@ -150,24 +191,48 @@ def _service(
     return {"seconds": max(times) - started, "tokens": float(sum(tokens))}
 
 
-def run(events: int = 256, max_tokens: int = 512) -> dict[str, Any]:
+def run(events: int = 256, max_tokens: int = 512, runs: int = 3) -> dict[str, Any]:
     from streams.fixture import ensure_fixture_model
 
     model = ensure_fixture_model(ROOT / ".cache" / "guardstream" / "fixture-model")
     requests = _requests(events)
     prompts = [build_prompt(q, a) for q, a in requests]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="guardstream-load-") as tmp:
-        offline = _offline(model, prompts, max_tokens, Path(tmp))
-        service = _service(model, requests, max_tokens, Path(tmp))
-    offline_vps = events / offline["seconds"]
-    service_vps = events / service["seconds"]
+        for _ in range(runs):
+            offline = _offline(model, prompts, max_tokens, Path(tmp))
+            service = _service(model, requests, max_tokens, Path(tmp))
+            rows.append(
+                {
+                    "offline_vps": events / offline["seconds"],
+                    "service_vps": events / service["seconds"],
+                    "ratio": offline["seconds"] / service["seconds"],
+                    "offline_tokens_per_s": offline["tokens"] / offline["seconds"],
+                    "service_tokens_per_s": service["tokens"] / service["seconds"],
+                    "offline_tokens": offline["tokens"],
+                    "service_tokens": service["tokens"],
+                }
+            )
+
+    def median(key: str) -> dict[str, float]:
+        values = sorted(row[key] for row in rows)
+        return {
+            "median": round(statistics.median(values), 3),
+            "min": round(values[0], 3),
+            "max": round(values[-1], 3),
+        }
+
     return {
         "events": events,
+        "runs": runs,
         "model": "guardstream fixture (tiny Llama, format fixture)",
-        "offline_vps": round(offline_vps, 2),
-        "service_vps": round(service_vps, 2),
-        "ratio": round(service_vps / offline_vps, 3),
-        "offline_tokens_per_s": round(offline["tokens"] / offline["seconds"], 1),
-        "service_tokens_per_s": round(service["tokens"] / service["seconds"], 1),
+        "max_tokens": max_tokens,
+        "ratio": median("ratio"),
+        "offline_vps": median("offline_vps"),
+        "service_vps": median("service_vps"),
+        "offline_tokens_per_s": median("offline_tokens_per_s"),
+        "service_tokens_per_s": median("service_tokens_per_s"),
+        "same_tokens": all(row["offline_tokens"] == row["service_tokens"] for row in rows),
+        "tokens": [(int(row["offline_tokens"]), int(row["service_tokens"])) for row in rows],
         **machine(),
     }

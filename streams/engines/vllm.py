@@ -26,7 +26,7 @@ from streams.engines.base import GenerateOptions, Generation
 from streams.engines.models import context_limit, resolve_model
 from streams.errors import EngineDead, EngineRejected, EngineTimeout, EngineUnavailable
 
-__all__ = ["VllmEngine", "engine_kwargs"]
+__all__ = ["VllmEngine", "engine_kwargs", "sampling_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +105,7 @@ class VllmEngine:
         llm = self._llm
         if llm is None:
             raise EngineUnavailable("vLLM engine not started")
-        from vllm import SamplingParams
-        from vllm.sampling_params import RepetitionDetectionParams, RequestOutputKind
-
-        repetition = options.repetition_detection()
-        params = SamplingParams(
-            temperature=options.temperature,
-            top_p=options.top_p,
-            max_tokens=options.max_tokens,
-            output_kind=RequestOutputKind.FINAL_ONLY,
-            repetition_detection=RepetitionDetectionParams(**repetition) if repetition else None,
-        )
+        params = sampling_params(options)
         request_id = uuid.uuid4().hex
         final: Any = None
         started = time.perf_counter()
@@ -164,6 +154,21 @@ class VllmEngine:
             await asyncio.to_thread(llm.shutdown)
             del llm
             gc.collect()  # run AsyncLLM.__del__ now, not during interpreter shutdown
+
+
+def sampling_params(options: GenerateOptions) -> Any:
+    """vLLM's ``SamplingParams`` for ``options`` (shared with the offline benchmark baseline)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RepetitionDetectionParams, RequestOutputKind
+
+    repetition = options.repetition_detection()
+    return SamplingParams(
+        temperature=options.temperature,
+        top_p=options.top_p,
+        max_tokens=options.max_tokens,
+        output_kind=RequestOutputKind.FINAL_ONLY,
+        repetition_detection=RepetitionDetectionParams(**repetition) if repetition else None,
+    )
 
 
 def _load_tokenizer(path: str) -> Any:
