@@ -33,11 +33,22 @@ def main() -> None:
     p.add_argument("--engine", default="fake:sleep=0.2,concurrency=64")
     p.add_argument("--plot", default="loadtest/out/burst.png", help="PNG path ('' for none)")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("profile", help="py-spy flame graph of the worker under the throughput load")
+    p.add_argument("--events", type=int, default=30_000)
+    p.add_argument("--out", default="loadtest/out/worker-flame.svg")
+    p.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "throughput":
         from loadtest.throughput import run
 
         result = run(args.events, trace=args.trace)
+    elif args.command == "profile":
+        from pathlib import Path
+
+        from loadtest.profile import run as run_profile
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        result = run_profile(args.events, Path(args.out))
     elif args.command == "engine":
         from loadtest.engine import run as run_engine
 

@@ -1,9 +1,11 @@
 """Events/s of one worker with an instant engine, against raw aiokafka pass-through, same broker, same run.
 
-(a) raw: a separate process consumes the events topic and produces one record
-    per event to one topic, committing as the worker does;
-(b) pipeline: ``guardstream worker`` with ``fake:instant`` (no model; every
-    verdict unharmful) publishing to its outputs.
+(a) raw: a separate process consumes the events topic and, per event, produces the same
+    I/O the service does: one record of the size of the service's archive record (every
+    ``fake:instant`` verdict is unharmful, so the service publishes exactly one archive
+    record per event), committing as the worker does;
+(b) pipeline: ``guardstream worker`` with ``fake:instant`` (no model) and the service's
+    default batching settings (reported in the JSON).
 Both run as child processes fed by the same producer and timed by the same
 observer: first event sent → last output record seen.
 """
@@ -29,8 +31,11 @@ from streams.topics import ensure_topics
 __all__ = ["passthrough", "run"]
 
 
-async def passthrough(bootstrap: str, source: str, target: str, group: str, n: int) -> None:
-    """The baseline: consume → produce the same count → commit, as a worker would, for ``n`` records."""
+async def passthrough(
+    bootstrap: str, source: str, target: str, group: str, n: int, output_bytes: int = 0
+) -> None:
+    """The baseline: consume → produce one record of ``output_bytes`` per event (the input's own
+    bytes when 0) → commit, as a worker would, for ``n`` records."""
     consumer = AIOKafkaConsumer(
         source,
         bootstrap_servers=bootstrap,
@@ -53,7 +58,10 @@ async def passthrough(bootstrap: str, source: str, target: str, group: str, n: i
             futures = []
             for records in batches.values():
                 for record in records:
-                    futures.append(await producer.send(target, record.value, key=record.key))
+                    value = record.value
+                    if output_bytes:  # the service's output size: the input, repeated and cut
+                        value = (value * (output_bytes // max(1, len(value)) + 1))[:output_bytes]
+                    futures.append(await producer.send(target, value, key=record.key))
             if futures:
                 await asyncio.gather(*futures)
                 await consumer.commit()
@@ -63,7 +71,23 @@ async def passthrough(bootstrap: str, source: str, target: str, group: str, n: i
         await consumer.stop()
 
 
-def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path) -> float:
+def archive_record_bytes(payload: bytes) -> int:
+    """The size of the archive record the service publishes for ``payload`` with ``fake:instant``."""
+    from streams.config import TopicNames
+    from streams.engines.base import Generation
+    from streams.engines.fake import FIXED_OUTPUT
+    from streams.event import decode_event
+    from streams.pipeline import ModerationPolicy, to_verdict
+    from streams.sinks import records_for
+
+    event = decode_event(payload)
+    result = Generation(text=FIXED_OUTPUT, model="fake", finish_reason="stop")
+    verdict = to_verdict(event, result, engine="fake:fake", policy=ModerationPolicy())
+    (record,) = records_for(verdict, TopicNames())
+    return len(record.value)
+
+
+def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path, output_bytes: int) -> float:
     run = uuid.uuid4().hex[:8]
     source, target = f"raw-in-{run}", f"raw-out-{run}"
     from streams.config import KafkaConfig, TopicNames
@@ -82,12 +106,13 @@ def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path) -> floa
                 sys.executable,
                 "-c",
                 "import asyncio,sys; from loadtest.throughput import passthrough; "
-                "asyncio.run(passthrough(*sys.argv[1:5], int(sys.argv[5])))",
+                "asyncio.run(passthrough(*sys.argv[1:5], int(sys.argv[5]), int(sys.argv[6])))",
                 bootstrap,
                 source,
                 target,
                 f"raw-{run}",
                 str(len(payloads)),
+                str(output_bytes),
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -125,31 +150,23 @@ class _OtlpSink(BaseHTTPRequestHandler):
 
 
 def _pipeline(
-    bootstrap: str,
-    payloads: list[tuple[bytes, bytes]],
-    log: Path,
-    env: dict[str, str],
-    max_size: int,
-    max_in_flight: int,
+    bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path, env: dict[str, str], batch: BatchConfig
 ) -> float:
-    settings = run_settings(
-        bootstrap,
-        "fake:instant",
-        batch=BatchConfig(max_size=max_size, max_wait_s=0.01, max_in_flight=max_in_flight),
-    )
+    settings = run_settings(bootstrap, "fake:instant", batch=batch)
     with started_worker(settings, log, **env):
         return asyncio.run(_timed(bootstrap, settings.topics.events, settings.topics.archive, payloads))
 
 
-def run(
-    events: int, *, trace: bool = False, max_size: int = 256, max_in_flight: int = 4096
-) -> dict[str, Any]:
-    """``trace``: also run the pipeline with tracing exported over OTLP/HTTP to a loopback sink."""
+def run(events: int, *, trace: bool = False, batch: BatchConfig | None = None) -> dict[str, Any]:
+    """``trace``: also run the pipeline with tracing exported over OTLP/HTTP to a loopback sink.
+    ``batch``: the worker's batching (default: the service's defaults)."""
+    batch = batch or BatchConfig()
     payloads = event_payloads(events, run=uuid.uuid4().hex[:6])
+    output_bytes = archive_record_bytes(payloads[0][1])
     traced: dict[str, Any] = {}
     with broker() as b, tempfile.TemporaryDirectory() as tmp:
-        raw_eps = _raw(b.bootstrap, payloads, Path(tmp) / "raw.log")
-        pipeline_eps = _pipeline(b.bootstrap, payloads, Path(tmp) / "worker.log", {}, max_size, max_in_flight)
+        raw_eps = _raw(b.bootstrap, payloads, Path(tmp) / "raw.log", output_bytes)
+        pipeline_eps = _pipeline(b.bootstrap, payloads, Path(tmp) / "worker.log", {}, batch)
         if trace:
             sink = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
             threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -159,7 +176,7 @@ def run(
                 "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}",
             }
             try:
-                eps = _pipeline(b.bootstrap, payloads, Path(tmp) / "traced.log", env, max_size, max_in_flight)
+                eps = _pipeline(b.bootstrap, payloads, Path(tmp) / "traced.log", env, batch)
             finally:
                 sink.shutdown()
             traced = {"traced_eps": round(eps, 1), "tracing_cost": round(1 - eps / pipeline_eps, 3)}
@@ -169,6 +186,13 @@ def run(
         "ratio": round(pipeline_eps / raw_eps, 3),
         "events": events,
         **traced,
-        "batch_max_size": max_size,
+        "output_records_per_event": 1,
+        "output_record_bytes": output_bytes,
+        "batch": {
+            "max_size": batch.max_size,
+            "max_wait_s": batch.max_wait_s,
+            "max_in_flight": batch.max_in_flight,
+            "max_unacked": batch.max_unacked,
+        },
         **machine(),
     }

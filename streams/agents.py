@@ -394,16 +394,25 @@ def _split_tp(tp: Hashable) -> tuple[str, int]:
     return pair[0], pair[1]
 
 
+_PROMPT_TOKENS = metrics.TOKENS.labels("prompt")
+_COMPLETION_TOKENS = metrics.TOKENS.labels("completion")
+_VERDICTS: dict[str, Any] = {}
+
+
 def _count(verdict: Verdict, now: float) -> None:
     """Metrics of a published verdict (counted once the broker acknowledged it)."""
-    metrics.VERDICTS.labels(verdict.outcome.value).inc()
+    outcome = verdict.outcome.value
+    counter = _VERDICTS.get(outcome)
+    if counter is None:
+        counter = _VERDICTS[outcome] = metrics.VERDICTS.labels(outcome)
+    counter.inc()
     metrics.END_TO_END.observe(max(0.0, now - verdict.event_timestamp))
     metrics.ENGINE_LATENCY.observe(verdict.timings.engine_ms / 1000)
     if verdict.error:
         metrics.ENGINE_ERRORS.labels(verdict.error.split(":", 1)[0]).inc()
     if verdict.prompt_tokens is not None:
-        metrics.TOKENS.labels("prompt").observe(verdict.prompt_tokens)
+        _PROMPT_TOKENS.observe(verdict.prompt_tokens)
     if verdict.completion_tokens is not None:
-        metrics.TOKENS.labels("completion").observe(verdict.completion_tokens)
+        _COMPLETION_TOKENS.observe(verdict.completion_tokens)
     if verdict.windows:
         metrics.WINDOWS.observe(len(verdict.windows))

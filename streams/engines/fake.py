@@ -41,6 +41,7 @@ class FakeEngine:
         context_tokens: int | None = None,
     ) -> None:
         self._handler = handler or (lambda _prompt: FIXED_OUTPUT)
+        self._async = handler is not None and inspect.iscoroutinefunction(handler)
         self._delay = delay_s
         self._gate = asyncio.Semaphore(concurrency) if concurrency else None
         self._model = model
@@ -65,6 +66,8 @@ class FakeEngine:
         return None
 
     async def _answer(self, prompt: str, timeout_s: float) -> str:
+        if not self._delay and not self._async:  # instant: nothing can take long
+            return self._handler(prompt)  # type: ignore[return-value]
         try:
             async with asyncio.timeout(timeout_s):
                 if self._delay:

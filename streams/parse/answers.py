@@ -34,7 +34,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from streams.prompt.markers import BLOCK_HEADERS, FIELD_MARKERS, MarkerLine, classify, skeleton, split_lines
+from streams.prompt.markers import (
+    BLOCK_HEADERS,
+    FIELD_MARKERS,
+    MarkerLine,
+    classify,
+    classify_lines,
+    skeleton,
+    split_lines,
+)
 
 __all__ = ["FIELDS", "AnswerBlock", "Answers", "BlockScan", "Completion", "Harm", "parse_answers", "scan"]
 
@@ -100,7 +108,7 @@ def _field(line: MarkerLine | None) -> tuple[str, str] | None:
 def scan(text: str) -> BlockScan:
     """Find the live answer blocks of ``text``."""
     lines = split_lines(text)
-    marks = [classify(line) for line in lines]
+    marks = classify_lines(lines)
     blocks: list[AnswerBlock] = []
     quoted = 0
     i = 0

@@ -77,6 +77,7 @@ __all__ = [
     "Marker",
     "MarkerLine",
     "classify",
+    "classify_lines",
     "fold",
     "quote_markers",
     "skeleton",
@@ -202,6 +203,7 @@ def _words(head: str) -> set[str]:
     return {_squash(_NOT_ALNUM.sub("", head.translate(_DIGITS))), _squash(_NOT_ALPHA.sub("", head))}
 
 
+@lru_cache(maxsize=16384)  # pure; model outputs repeat their structural lines and values
 def skeleton(text: str) -> str:
     """What is left of ``text`` once decoration is ignored: letters and digits, digits read as letters.
 
@@ -257,6 +259,7 @@ def _rest(text: str) -> str:
     return next((text[i + 1 :] for i in range(first, len(text)) if ":" in folds[i]), "")
 
 
+@lru_cache(maxsize=16384)  # pure; model outputs repeat their structural lines
 def _classify(text: str) -> MarkerLine | None:
     folded = fold(text)
     found = _head_marker(folded)
@@ -272,6 +275,19 @@ def classify(line: str) -> MarkerLine | None:
     if text.isascii() and (not text or text.isspace() or _ASCII_NON_MARKER.match(text)):
         return None
     return _classify(text)
+
+
+def classify_lines(lines: list[str]) -> list[MarkerLine | None]:
+    """:func:`classify` of every line (the same answers; the per-line checks inlined)."""
+    plain = _ASCII_NON_MARKER.match
+    out: list[MarkerLine | None] = []
+    for line in lines:
+        text = line.rstrip(LINE_BREAKS)
+        if text.isascii() and (not text or text.isspace() or plain(text)):
+            out.append(None)
+        else:
+            out.append(_classify(text))
+    return out
 
 
 def split_lines(text: str) -> list[str]:

@@ -34,6 +34,17 @@ def test_throughput_command() -> None:
     assert isinstance(result["raw_eps"], float) and result["raw_eps"] > 0
     assert isinstance(result["pipeline_eps"], float) and result["pipeline_eps"] > 0
     assert result["ratio"] == pytest.approx(result["pipeline_eps"] / result["raw_eps"], rel=0.01)
+    assert result["batch"] == {"max_size": 64, "max_wait_s": 0.05, "max_in_flight": 256, "max_unacked": 4096}
+    # the baseline publishes what the service publishes: one archive-sized record per event
+    assert result["output_records_per_event"] == 1 and result["output_record_bytes"] > 1000
+
+
+def test_profile_command_writes_a_flame_graph(tmp_path: Path) -> None:
+    flame = tmp_path / "flame.svg"
+    result = _loadtest("profile", "--events", "2000", "--out", str(flame))
+    assert flame.read_text().lstrip().startswith("<?xml")
+    shares = dict(result["top_inclusive_time"])  # type: ignore[arg-type]
+    assert any("moderate_one" in frame for frame in shares)
 
 
 def test_latency_command() -> None:
