@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["GenerateOptions", "Generation", "GuardEngine"]
+__all__ = ["GenerateOptions", "Generation", "GuardEngine", "cut_at_stop"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +28,9 @@ class GenerateOptions:
     timeout_s: float = 120.0
     repetition_max_pattern: int = 64  # stop on a repeating n-gram of up to this many tokens (0: off)
     repetition_min_count: int = 10  # ... repeated this many times in a row
+    # Stop strings (early exit): generation ends at the first one, which is kept at the end of
+    # the text, and Generation.stop_reason names it.
+    stop: tuple[str, ...] = ()
 
     def repetition_detection(self) -> dict[str, int] | None:
         """vLLM's ``repetition_detection`` sampling parameter, or None when off."""
@@ -56,10 +59,27 @@ class Generation:
     finish_reason: str | None = None
     latency_s: float = 0.0
     cached: bool = False  # answered by the verdict cache (streams/engines/cache.py), no engine call
+    stop_reason: str | None = None  # the stop string that ended generation (options.stop), if any
 
     @property
     def truncated(self) -> bool:
         return self.finish_reason in {"length", "repetition"}
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, str | None]:
+    """``text`` up to and including the first stop string in it, and that string (None: none).
+
+    What vLLM does with ``stop`` and ``include_stop_str_in_output``, for engines that
+    generate a whole text first (recorded playback, test doubles, transformers).
+    """
+    first: tuple[int, str] | None = None
+    for string in stop:
+        at = text.find(string)
+        if at >= 0 and (first is None or at < first[0]):
+            first = (at, string)
+    if first is None:
+        return text, None
+    return text[: first[0] + len(first[1])], first[1]
 
 
 @runtime_checkable

@@ -106,6 +106,7 @@ class CachingEngine:
         settings = (
             f"{self._engine.model}\0{PROMPT_VERSION}\0{options.max_tokens}\0{options.temperature}\0"
             f"{options.top_p}\0{options.repetition_max_pattern}\0{options.repetition_min_count}\0"
+            f"{chr(1).join(options.stop)}\0"
         )
         return hashlib.sha256(settings.encode() + prompt.encode("utf-8", "surrogatepass")).digest()
 

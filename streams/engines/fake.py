@@ -13,7 +13,7 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 
-from streams.engines.base import GenerateOptions, Generation
+from streams.engines.base import GenerateOptions, Generation, cut_at_stop
 from streams.errors import ConfigError, EngineRejected, EngineTimeout
 
 __all__ = ["FIXED_OUTPUT", "FakeEngine", "Handler", "parse_fake_spec"]
@@ -85,7 +85,10 @@ class FakeEngine:
         else:
             async with self._gate:  # like a real server's queue: the timeout starts after it
                 text = await self._answer(prompt, options.timeout_s)
-        return Generation(text=text, model=self._model, finish_reason="stop", latency_s=self._delay)
+        text, stopped = cut_at_stop(text, options.stop) if options.stop else (text, None)
+        return Generation(
+            text=text, model=self._model, finish_reason="stop", latency_s=self._delay, stop_reason=stopped
+        )
 
     async def ready(self) -> bool:
         return True

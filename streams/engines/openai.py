@@ -134,6 +134,9 @@ class OpenAIEngine:
             body["repetition_detection"] = repetition
         if options.priority:
             body["priority"] = options.priority  # needs vLLM's --scheduling-policy priority
+        if options.stop:
+            body["stop"] = list(options.stop)
+            body["include_stop_str_in_output"] = True  # vLLM's extension: the text ends with it
         async with self._gate:  # the timeout starts once the request leaves this queue
             started = time.perf_counter()
             try:
@@ -162,6 +165,7 @@ class OpenAIEngine:
             completion_tokens=usage.get("completion_tokens"),
             finish_reason=choice.get("finish_reason"),
             latency_s=time.perf_counter() - started,
+            stop_reason=choice.get("stop_reason") if isinstance(choice.get("stop_reason"), str) else None,
         )
 
     async def aclose(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from streams.engines.base import GenerateOptions, Generation
+from streams.engines.base import GenerateOptions, Generation, cut_at_stop
 from streams.errors import ConfigError, EngineRejected
 
 __all__ = ["RECORDING_FILE", "RecordedEngine", "Recordings", "load_recordings"]
@@ -56,6 +56,20 @@ def load_recordings(root: Path) -> Recordings:
                 table[prompt] = output
                 origin[prompt] = where
     return Recordings(table, conflicts)
+
+
+def _continuation(outputs: dict[str, str], prompt: str) -> str | None:
+    """For ``prompt`` = a recorded prompt + the start of its output (a generation continued after
+    a stop string), the rest of that output: greedy decoding makes it exactly what the model
+    would have generated. Recorded prompts end with a blank line, so only those cut points are
+    tried."""
+    cut = len(prompt)
+    while (cut := prompt.rfind("\n\n", 0, cut)) >= 0:
+        base = prompt[: cut + 2]
+        output = outputs.get(base)
+        if output is not None and output.startswith(prompt[cut + 2 :]):
+            return output[len(prompt) - cut - 2 :]
+    return None
 
 
 class RecordedEngine:
@@ -97,11 +111,19 @@ class RecordedEngine:
                 f"conflicting recordings of this prompt in {table.conflicts[prompt]};"
                 " point the recorded engine at one dataset folder"
             )
-        try:
-            text = table.outputs[prompt]
-        except KeyError:
-            raise EngineRejected(f"no recording for this prompt under {self._root}") from None
-        return Generation(text=text, model=self._model, latency_s=time.perf_counter() - started)
+        text = table.outputs.get(prompt)
+        if text is None:
+            text = _continuation(table.outputs, prompt)
+        if text is None:
+            raise EngineRejected(f"no recording for this prompt under {self._root}")
+        text, stopped = cut_at_stop(text, options.stop) if options.stop else (text, None)
+        return Generation(
+            text=text,
+            model=self._model,
+            latency_s=time.perf_counter() - started,
+            finish_reason="stop" if stopped else None,
+            stop_reason=stopped,
+        )
 
     async def ready(self) -> bool:
         return self._table is not None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.config import EngineConfig
-from streams.engines.base import GenerateOptions, Generation
+from streams.engines.base import GenerateOptions, Generation, cut_at_stop
 from streams.engines.models import context_limit, resolve_model
 from streams.errors import EngineRejected, EngineTimeout, EngineUnavailable
 
@@ -146,14 +146,17 @@ class TransformersEngine:
             tokens = row.tolist()
             stop = tokens.index(eos) if eos in tokens else None
             kept = tokens[: stop if stop is not None else request.options.max_tokens]
+            text = self._tokenizer.decode(kept, skip_special_tokens=True)
+            text, stopped = cut_at_stop(text, request.options.stop) if request.options.stop else (text, None)
             results.append(
                 Generation(
-                    text=self._tokenizer.decode(kept, skip_special_tokens=True),
+                    text=text,
                     model=self._model_id,
                     prompt_tokens=int(mask.sum()),
                     completion_tokens=len(kept),
-                    finish_reason="stop" if stop is not None else "length",
+                    finish_reason="stop" if stop is not None or stopped else "length",
                     latency_s=latency,
+                    stop_reason=stopped,
                 )
             )
         return results

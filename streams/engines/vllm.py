@@ -135,6 +135,7 @@ class VllmEngine:
             completion_tokens=len(choice.token_ids),
             finish_reason=str(choice.finish_reason) if choice.finish_reason is not None else None,
             latency_s=time.perf_counter() - started,
+            stop_reason=choice.stop_reason if isinstance(choice.stop_reason, str) else None,
         )
 
     async def ready(self) -> bool:
@@ -168,6 +169,8 @@ def sampling_params(options: GenerateOptions) -> Any:
         max_tokens=options.max_tokens,
         output_kind=RequestOutputKind.FINAL_ONLY,
         repetition_detection=RepetitionDetectionParams(**repetition) if repetition else None,
+        stop=list(options.stop) or None,
+        include_stop_str_in_output=bool(options.stop),
     )
 
 
