@@ -75,3 +75,40 @@ def test_up_never_leaves_children_running(tmp_path: Path, how: signal.Signals) -
     proc.wait(90)
     assert _wait_gone(children) == [], log.read_text(errors="replace")[-2000:]
     assert not port_in_use("127.0.0.1", port)
+
+
+@pytest.mark.vllm
+def test_a_killed_worker_leaves_no_engine_process(tmp_path: Path, fixture_model: Path) -> None:
+    """SIGKILL of the worker alone (not its group): vLLM's EngineCore must not stay behind."""
+    from dataclasses import replace
+
+    from streams.config import Settings
+
+    from .test_engines import engine_config, vllm_env
+
+    port = free_port()
+    broker_log = tmp_path / "broker.log"
+    broker = _start(["broker", "--port", str(port)], broker_log)
+    try:
+        wait_for_port("127.0.0.1", port, 30, None)
+        settings = Settings.from_env({}).for_embedded_broker().isolated("kill")
+        settings = replace(
+            settings,
+            kafka=replace(settings.kafka, bootstrap=f"127.0.0.1:{port}", partitions=1),
+            engine=engine_config(fixture_model),
+        )
+        log = tmp_path / "worker.log"
+        worker = _start(["worker"], log, **settings.to_env(), **vllm_env())
+        _wait_log(log, READY_LOG, worker, timeout_s=240)
+        engine_processes = {
+            pid: started
+            for pid, started in _descendants(worker.pid, skip=-1).items()
+            if "streams.supervise" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        }
+        assert engine_processes, "vLLM runs its engine core in a child process"
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(30)
+        assert _wait_gone(engine_processes, timeout_s=20) == []
+    finally:
+        os.kill(broker.pid, signal.SIGTERM)
+        broker.wait(30)
