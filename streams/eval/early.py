@@ -158,8 +158,10 @@ class EarlyStats:
 
     @property
     def agreement(self) -> float | None:
-        """Share of early answers equal to the full output's final request answer."""
-        return round(self.agreed / self.exited, 4) if self.exited else None
+        """Share of early answers equal to the full output's final request answer, over the early
+        answers whose full output gives one (``full_unset`` counts the others)."""
+        compared = self.exited - self.full_unset
+        return round(self.agreed / compared, 4) if compared else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
