@@ -107,6 +107,7 @@ STOP_STRINGS: tuple[str, ...] = ("\n# Task 2", "\n## Task 2", "\n**Task 2", "\nT
 _HEADING = re.compile(r"^[ \t]*(?:#{1,6}[ \t]|\*\*[^*\n]{1,80}\*\*)")
 _BLANK = re.compile(r"^[\W_]*$")
 _QUOTED = re.compile(r"^[^\w]*>")
+_TASK_2 = re.compile(r"task[\W_]*2")  # on folded text
 
 # --- labelled values: "Request: harmful", "# Task 1: harmful", "Conclusion: unharmful" ---
 _LABELLED = re.compile(r"^[\W_]*(?P<head>[a-z0-9 ]{1,40}?)[\W_]*:[\W_]*(?P<value>(?:un)?harmful)[\W_]*$")
@@ -462,10 +463,12 @@ def join_continuation(prefix: str, continuation: str, *, hidden: str = "") -> st
 
 def early_exit_applies(request: str, response: str | None) -> bool:
     """Whether an event may exit early: it has no response, and its request holds no ``Task 2``
-    in any form (so chat text echoed by the model cannot end Task 1 where the model did not)."""
+    in any form (case, look-alike letters, invisible characters, punctuation between the words),
+    so chat text echoed by the model cannot end Task 1 where the model did not. Any other event
+    is generated without stop strings."""
     if response is not None:
         return False
-    return re.search(r"task\W*2", fold(request)) is None
+    return _TASK_2.search(fold(request)) is None
 
 
 @dataclass(frozen=True, slots=True)
