@@ -14,12 +14,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from streams.cli_args import add_engine_flags, engine_config, with_bootstrap
 from streams.config import Settings
 from streams.errors import StreamsError
+
+if TYPE_CHECKING:
+    from streams.eval import Benchmark
 
 __all__ = ["main"]
 
@@ -37,6 +41,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     # One attempt per sample: a missing recording or a failing engine must fail the eval, not wait.
     settings = replace(settings, engine=config, retry=replace(settings.retry, attempts=1))
     benchmarks = [load_benchmark(Path(p)) for p in args.benchmark]
+    if args.early_exit:
+        return _eval_early_exit(args, settings, benchmarks)
     if args.through_kafka:
         from streams.eval.kafka import evaluate_through_kafka
 
@@ -45,6 +51,20 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         from streams.eval.run import evaluate_with_engine
 
         report = asyncio.run(evaluate_with_engine(benchmarks, settings))
+    if args.json:
+        sys.stdout.write(orjson.dumps(report.to_dict()).decode() + "\n")
+    else:
+        print(report.table())
+    return 0
+
+
+def _eval_early_exit(args: argparse.Namespace, settings: Settings, benchmarks: Sequence[Benchmark]) -> int:
+    from streams.eval.early import evaluate_early_exit
+    from streams.eval.run import with_engine
+
+    if args.through_kafka:
+        raise StreamsError("--early-exit is measured offline; it cannot be combined with --through-kafka")
+    report = asyncio.run(with_engine(settings, lambda e, p: evaluate_early_exit(benchmarks, e, p)))
     if args.json:
         sys.stdout.write(orjson.dumps(report.to_dict()).decode() + "\n")
     else:
@@ -205,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--through-kafka", action="store_true", help="send samples through a broker and a worker")
     p.add_argument("--bootstrap", help="with --through-kafka: use this broker instead of an embedded one")
+    p.add_argument(
+        "--early-exit",
+        action="store_true",
+        help="apply early exit to prompt-only samples: F1 with and without it, and saved_fraction",
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("up", help="the main job: embedded broker (unless --bootstrap) + topics + worker")

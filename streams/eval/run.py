@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from streams.config import Settings
 from streams.engines import create_engine
@@ -15,7 +16,9 @@ from streams.pipeline import ModerationPolicy, moderate_one
 from streams.prompt import build_prompt
 from streams.verdict import Outcome, Verdict
 
-__all__ = ["EvalError", "check_prompts", "check_verdicts", "evaluate", "evaluate_with_engine"]
+__all__ = ["EvalError", "check_prompts", "check_verdicts", "evaluate", "evaluate_with_engine", "with_engine"]
+
+T = TypeVar("T")
 
 
 class EvalError(StreamsError):
@@ -47,14 +50,19 @@ def check_verdicts(benchmarks: Sequence[Benchmark], verdicts: dict[str, Verdict]
         raise EvalError(f"{len(failed)} sample(s) have no model output:\n  {shown}")
 
 
-async def evaluate_with_engine(benchmarks: Sequence[Benchmark], settings: Settings) -> EvalReport:
-    """Build the engine from ``settings``, evaluate, close it."""
+async def with_engine(settings: Settings, run: Callable[[GuardEngine, ModerationPolicy], Awaitable[T]]) -> T:
+    """Build the engine from ``settings``, ``run`` with it and the settings' policy, close it."""
     engine = create_engine(settings.engine)
     await engine.start()
     try:
-        return await evaluate(benchmarks, engine, ModerationPolicy.from_settings(settings))
+        return await run(engine, ModerationPolicy.from_settings(settings))
     finally:
         await engine.aclose()
+
+
+async def evaluate_with_engine(benchmarks: Sequence[Benchmark], settings: Settings) -> EvalReport:
+    """Build the engine from ``settings``, evaluate, close it."""
+    return await with_engine(settings, lambda engine, policy: evaluate(benchmarks, engine, policy))
 
 
 async def evaluate(
