@@ -33,6 +33,10 @@ def main() -> None:
     p.add_argument("--engine", default="fake:sleep=0.2,concurrency=64")
     p.add_argument("--plot", default="loadtest/out/burst.png", help="PNG path ('' for none)")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("early-exit", help="tokens per verdict with and without early exit (fixture model)")
+    p.add_argument("--events", type=int, default=64)
+    p.add_argument("--max-tokens", type=int, default=512)
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("profile", help="py-spy flame graph of the worker under the throughput load")
     p.add_argument("--events", type=int, default=30_000)
     p.add_argument("--out", default="loadtest/out/worker-flame.svg")
@@ -42,6 +46,10 @@ def main() -> None:
         from loadtest.throughput import run
 
         result = run(args.events, trace=args.trace)
+    elif args.command == "early-exit":
+        from loadtest.early import run as run_early
+
+        result = run_early(args.events, args.max_tokens)
     elif args.command == "profile":
         from pathlib import Path
 

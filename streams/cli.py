@@ -35,7 +35,8 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     if bool(args.recorded) == bool(args.engine):
         raise StreamsError("give exactly one of --recorded DIR or --engine SPEC")
-    config = engine_config(args, settings)
+    # The full output is scored (as published); --early-exit measures early exit beside it.
+    config = replace(engine_config(args, settings), early_exit=False)
     if args.recorded:
         config = replace(config, spec=f"recorded:{args.recorded}")
     # One attempt per sample: a missing recording or a failing engine must fail the eval, not wait.

@@ -150,6 +150,9 @@ class EngineConfig:
     # repetition_min_count times in a row (0: off). Loops otherwise run to max_tokens.
     repetition_max_pattern: int = 64
     repetition_min_count: int = 10
+    # Prompt-only events stop generating at Task 2 when Task 1's conclusion is explicit
+    # (streams/parse/early.py), and continue the same generation otherwise.
+    early_exit: bool = True
     # While the engine is unavailable: how often its health is probed (doubling up
     # to probe_max_interval_s).
     probe_interval_s: float = 1.0

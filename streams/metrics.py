@@ -15,6 +15,7 @@ __all__ = [
     "CONSUMER_HIGHWATER",
     "CONSUMER_LAG",
     "DEAD_LETTERS",
+    "EARLY_EXITS",
     "END_TO_END",
     "ENGINE_ERRORS",
     "ENGINE_LATENCY",
@@ -80,6 +81,11 @@ CONSUMER_HIGHWATER = Gauge(
 )
 CONSUMER_COMMITTED = Gauge(
     "guardstream_consumer_committed_offset", "The group's committed offset", ["topic", "partition"]
+)
+EARLY_EXITS = Counter(
+    "guardstream_early_exits",
+    "Prompt-only generations stopped at Task 2: answered from Task 1, or continued",
+    ["result"],
 )
 WINDOWS = Histogram(
     "guardstream_windows",

@@ -17,16 +17,27 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from streams import telemetry
+from streams import metrics, telemetry
 from streams.config import FailPolicy, LongText, RetryConfig, Settings
 from streams.engines.availability import EngineGate
 from streams.engines.base import GenerateOptions, Generation, GuardEngine
 from streams.errors import EngineDead, EngineError, EngineOverloaded, EngineRejected, EngineUnavailable
 from streams.event import ChatEvent
-from streams.parse import Answers, Completion, Harm, ParsedOutput, ParseStatus, parse
+from streams.parse import (
+    STOP_STRINGS,
+    Answers,
+    Completion,
+    Harm,
+    ParsedOutput,
+    ParseStatus,
+    continuation_prompt,
+    early_answer,
+    early_exit_applies,
+    parse,
+)
 from streams.prompt import build_prompt
 from streams.prompt.windows import TooLong, Window, plan_windows
 from streams.verdict import Outcome, Timings, Verdict, route
@@ -47,6 +58,7 @@ class ModerationPolicy:
     long_text: LongText = LongText.WINDOW
     window_overlap_tokens: int = 64
     max_windows: int = 16
+    early_exit: bool = False  # prompt-only events: stop at Task 2 when Task 1's conclusion is explicit
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModerationPolicy:
@@ -66,6 +78,7 @@ class ModerationPolicy:
             long_text=settings.policy.long_text,
             window_overlap_tokens=settings.policy.window_overlap_tokens,
             max_windows=settings.policy.max_windows,
+            early_exit=engine.early_exit,
         )
 
 
@@ -129,6 +142,7 @@ class _Judged:
     parsed: ParsedOutput | None = None
     window: Window | None = None
     answers: Answers = field(default_factory=Answers)
+    early: bool = False  # the request answer was read from Task 1's conclusion (early exit)
 
 
 def _judge(result: Result, attempts: int, has_response: bool, window: Window | None = None) -> _Judged:
@@ -226,6 +240,7 @@ def _verdict(
         "actions": route(outcome, policy.fail_policy),
         "windows": tuple(_window_summary(p) for p in parts) if len(parts) > 1 else (),
         "cached": all(isinstance(p.result, Generation) and p.result.cached for p in parts),
+        "early_exit": all(p.early for p in parts),
     }
     result = deciding.result
     if isinstance(result, EngineError):
@@ -239,7 +254,11 @@ def _verdict(
             **common,
         )
     generations = [p.result for p in parts if isinstance(p.result, Generation)]
-    reason = deciding.parsed.reason(has_response=event.response is not None) if deciding.parsed else None
+    reason = (
+        deciding.parsed.reason(has_response=event.response is not None)
+        if deciding.parsed and not deciding.early
+        else None
+    )
     return Verdict(
         outcome=outcome,
         status=deciding.status,
@@ -319,6 +338,47 @@ async def _generate(
     return result, attempts
 
 
+async def _generate_early(
+    engine: GuardEngine, prompt: str, policy: ModerationPolicy, gate: EngineGate | None
+) -> _Judged:
+    """A prompt-only event with early exit: generate up to Task 2; an explicit Task-1 conclusion
+    is the verdict, anything else continues the same generation to the normal answer block
+    (greedy decoding: the continued text is what one generation would have written)."""
+    stop_policy = replace(policy, options=replace(policy.options, stop=STOP_STRINGS))
+    first, attempts = await _generate(engine, prompt, stop_policy, gate)
+    stopped = first.stop_reason if isinstance(first, Generation) else None
+    if not isinstance(first, Generation) or not stopped or not first.text.endswith(stopped):
+        return _judge(first, attempts, has_response=False)  # an error, or it ended by itself
+    prefix = first.text[: -len(stopped)]
+    answer = early_answer(prefix)
+    if answer is not None:
+        metrics.EARLY_EXITS.labels("answered").inc()
+        result = replace(first, text=prefix)
+        outcome = Outcome.HARMFUL if answer is Harm.HARMFUL else Outcome.UNHARMFUL
+        answers = Answers(request=answer, found_block=True)
+        parsed = parse(prefix, finish_reason=first.finish_reason)
+        return _Judged(result, attempts, outcome, ParseStatus.OK, parsed, answers=answers, early=True)
+    metrics.EARLY_EXITS.labels("continued").inc()
+    used = first.completion_tokens or 0
+    more_policy = replace(
+        policy, options=replace(policy.options, max_tokens=max(1, policy.options.max_tokens - used))
+    )
+    rest, more = await _generate(engine, continuation_prompt(prompt, first.text), more_policy, gate)
+    if not isinstance(rest, Generation):
+        return _judge(rest, attempts + more, has_response=False)
+    whole = replace(
+        rest,
+        text=first.text + rest.text,
+        prompt_tokens=first.prompt_tokens,
+        completion_tokens=(first.completion_tokens or 0) + (rest.completion_tokens or 0)
+        if first.completion_tokens is not None or rest.completion_tokens is not None
+        else None,
+        latency_s=first.latency_s + rest.latency_s,
+        cached=first.cached and rest.cached,
+    )
+    return _judge(whole, attempts + more, has_response=False)
+
+
 async def moderate_one(
     event: ChatEvent,
     engine: GuardEngine,
@@ -341,7 +401,9 @@ async def moderate_one(
     except EngineError as exc:  # the token count failed: send the prompt whole and let the engine decide
         logger.warning('token count failed, sending the prompt whole error="%s"', exc)
         windows = None
-    if windows is None:
+    if windows is None and policy.early_exit and early_exit_applies(event.request, event.response):
+        parts = [await _generate_early(engine, build_prompt(event.request, None), policy, gate)]
+    elif windows is None:
         result, attempts = await _generate(engine, build_prompt(event.request, event.response), policy, gate)
         parts = [_judge(result, attempts, has_response)]
     elif windows:

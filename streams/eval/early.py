@@ -100,7 +100,7 @@ def early_verdict(full: Verdict, early: EarlyExit, policy: ModerationPolicy) -> 
 
 async def moderate_early(event: ChatEvent, engine: GuardEngine, policy: ModerationPolicy) -> EarlySample:
     """Moderate ``event`` in full, then apply early exit to the output (see the module docstring)."""
-    full = await moderate_one(event, engine, policy)
+    full = await moderate_one(event, engine, replace(policy, early_exit=False))  # the whole output
     applies = early_exit_applies(event.request, event.response)
     if not applies or full.outcome is Outcome.ENGINE_ERROR or full.windows:
         return EarlySample(full, full, None)

@@ -70,6 +70,7 @@ class Verdict:
     # the verdict's answers are the worst over the windows, its reasoning the deciding window's.
     windows: tuple[dict[str, Any], ...] = ()
     cached: bool = False  # the model output came from the verdict cache (no engine call)
+    early_exit: bool = False  # the request answer came from Task 1's conclusion; Tasks 2-3 not generated
     # Set by ``streams.categorize`` on harmful verdicts (empty / None otherwise).
     categories: tuple[HarmCategory, ...] = ()
     harms: tuple[str, ...] = ()
@@ -109,6 +110,7 @@ class Verdict:
             "moderated_at": self.moderated_at,
             "windows": list(self.windows),
             "cached": self.cached,
+            "early_exit": self.early_exit,
             "categories": [c.to_dict() for c in self.categories],
             "harms": list(self.harms),
             "severity": self.severity.label if self.severity is not None else None,
@@ -149,6 +151,7 @@ class Verdict:
             actions=tuple(Action(a) for a in data.get("actions", [])),
             windows=tuple(data.get("windows") or ()),
             cached=bool(data.get("cached", False)),
+            early_exit=bool(data.get("early_exit", False)),
             categories=tuple(HarmCategory.from_dict(c) for c in data.get("categories", [])),
             harms=tuple(data.get("harms", [])),
             severity=Severity.parse(data["severity"]) if data.get("severity") else None,

@@ -267,10 +267,11 @@ def test_vllm_server_killed_mid_stream_is_waited_for_then_moderation_resumes(
         assert seen[event_id]["outcome"] in {"harmful", "unharmful", "unparsed"}, seen[event_id]
 
 
-def test_vllm_engine_context_windows_and_timeout(fixture_model: Path) -> None:
+def test_vllm_engine_context_windows_timeout_and_early_exit(fixture_model: Path) -> None:
     """Asked for more context than the model has, the engine uses the model's own limit (no
     traceback); input longer than that is moderated in windows with the real tokenizer; a
-    request past its timeout is aborted and the engine keeps serving."""
+    request past its timeout is aborted and the engine keeps serving; early exit stops
+    prompt-only generations at Task 2 and, continued or not, decides as the full output does."""
     from streams.errors import EngineTimeout
     from streams.event import ChatEvent
     from streams.pipeline import ModerationPolicy, moderate_one
@@ -295,6 +296,19 @@ def test_vllm_engine_context_windows_and_timeout(fixture_model: Path) -> None:
             with pytest.raises(EngineTimeout):
                 await engine.generate(PROMPTS[0], replace(OPTIONS, timeout_s=0.001))
             assert_guardreasoner_format(await engine.generate(PROMPTS[0], OPTIONS))
+            requests = [f"How do I {verb} my garden in spring?" for verb in ("water", "plan", "dig", "fence")]
+            events = [ChatEvent(f"p{i}", "c", "u", time.time(), r) for i, r in enumerate(requests)]
+            for event in events:
+                full = await moderate_one(event, engine, replace(policy, early_exit=False))
+                early = await moderate_one(event, engine, replace(policy, early_exit=True))
+                assert early.request is full.request, (early.raw, full.raw)
+                assert early.status is ParseStatus.OK
+                if early.early_exit:
+                    assert "Task 2" not in early.raw and full.raw.startswith(early.raw)
+                    assert early.completion_tokens is not None and full.completion_tokens is not None
+                    assert early.completion_tokens < full.completion_tokens
+                else:  # continued from prompt + prefix: the same text one generation writes
+                    assert early.raw == full.raw
         finally:
             await engine.aclose()
 

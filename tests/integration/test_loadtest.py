@@ -73,3 +73,12 @@ def test_engine_command(fixture_model: Path) -> None:
     assert result["same_tokens"] is True  # greedy on both sides: the same outputs
     offline, service = result["tokens"][0]  # type: ignore[index]
     assert offline == service > 0
+
+
+@pytest.mark.vllm
+def test_early_exit_command(fixture_model: Path) -> None:
+    result = _loadtest("early-exit", "--events", "8", "--max-tokens", "256", timeout=400)
+    assert result["events"] == 8 and result["same_answers"] is True
+    full, early = result["tokens_per_verdict_full"], result["tokens_per_verdict_early_exit"]
+    assert isinstance(full, float) and isinstance(early, float) and early <= full
+    assert result["saved_fraction"] == pytest.approx(1 - early / full, abs=0.01)
