@@ -65,7 +65,10 @@ _WARMUP = [build_prompt(q, a) for q, a in _WARMUP_PAIRS]
 
 
 def _config(max_tokens: int) -> EngineConfig:
-    return EngineConfig(max_tokens=max_tokens, max_model_len=2048, enforce_eager=True, timeout_s=300)
+    # early exit off: the offline baseline generates whole outputs, so must the service
+    return EngineConfig(
+        max_tokens=max_tokens, max_model_len=2048, enforce_eager=True, timeout_s=300, early_exit=False
+    )
 
 
 def offline_baseline(model: str, prompts_file: str, max_tokens: int) -> None:
