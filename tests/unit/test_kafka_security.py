@@ -251,4 +251,3 @@ def test_the_spy_sees_plaintext_when_security_is_off(client_spy: list[dict[str, 
         _run(make)
         assert client_spy[0].get("security_protocol", "PLAINTEXT") == "PLAINTEXT", name
         assert client_spy[0].get("sasl_plain_password") is None, name
-
