@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.replay.cli import add_commands as replay_commands
 
     replay_commands(sub)
+    from streams.capacity import add_command as capacity_command
+
+    capacity_command(sub)
     return parser
 
 
