@@ -59,3 +59,14 @@ def test_engine_command(fixture_model: Path) -> None:
     assert result["events"] == 8
     assert isinstance(result["ratio"], float) and result["ratio"] > 0
     assert isinstance(result["offline_vps"], float) and isinstance(result["service_vps"], float)
+
+
+def test_scaleout_command() -> None:
+    result = _loadtest("scaleout", "--events", "60", timeout=480)
+    for case in ("headroom", "engine_bound"):
+        row = result[case]
+        assert isinstance(row, dict)
+        assert row["workers_1_events_per_s"] > 0 and row["workers_3_events_per_s"] > 0
+        assert row["ratio_3_to_1"] == pytest.approx(
+            row["workers_3_events_per_s"] / row["workers_1_events_per_s"], abs=0.01
+        )
