@@ -41,6 +41,10 @@ def main() -> None:
     p.add_argument("--events", type=int, default=30_000)
     p.add_argument("--out", default="loadtest/out/worker-flame.svg")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("scaleout", help="1 vs 3 workers sharing two remote engines (FAKE vLLM servers)")
+    p.add_argument("--events", type=int, default=1200)
+    p.add_argument("--in-flight", type=int, default=16, help="each worker's GUARDSTREAM_BATCH_MAX_IN_FLIGHT")
+    p.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "throughput":
         from loadtest.throughput import run
@@ -75,6 +79,10 @@ def main() -> None:
         from loadtest.latency import run_burst
 
         result = run_burst(args.events, args.engine, Path(args.plot) if args.plot else None)
+    elif args.command == "scaleout":
+        from loadtest.scaleout import run_scaleout
+
+        result = run_scaleout(args.events, in_flight=args.in_flight)
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n")
 
 

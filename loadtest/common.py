@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from streams.app import READY_LOG
 from streams.broker import EmbeddedBroker
 from streams.config import BatchConfig, Settings
+from streams.kafka_security import KafkaTarget, client_options
 from streams.process import WorkerProcess
 from streams.topics import ensure_topics
 
@@ -65,11 +66,9 @@ def started_worker(settings: Settings, log_path: Path, **env: str) -> Iterator[W
         yield worker
 
 
-async def produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
+async def produce(kafka: KafkaTarget, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
     """Send all payloads; returns the wall time the sends started."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
-    )
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
     try:
         started = time.time()
@@ -81,12 +80,12 @@ async def produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]
 
 
 async def observe(
-    bootstrap: str, topic: str, n: int, *, timeout_s: float, on_record: Any = None
+    kafka: KafkaTarget, topic: str, n: int, *, timeout_s: float, on_record: Any = None
 ) -> list[float]:
     """Receive times of the first ``n`` records of ``topic`` (reading from the beginning)."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **client_options(kafka),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from loadtest.common import broker, machine, run_settings, started_worker
 from streams.config import BatchConfig, Settings
+from streams.kafka_security import client_options
 
 __all__ = ["run_burst", "run_latency", "saturating_rate"]
 
@@ -59,7 +60,7 @@ class _Tracker:
 async def _follow(settings: Settings, tracker: _Tracker, stop: asyncio.Event) -> None:
     consumer = AIOKafkaConsumer(
         settings.topics.archive,
-        bootstrap_servers=settings.kafka.bootstrap,
+        **client_options(settings.kafka),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -110,7 +111,7 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 async def _open_loop(settings: Settings, rate: float, seconds: float, tracker: _Tracker) -> dict[str, Any]:
     run = uuid.uuid4().hex[:6]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all", linger_ms=1)
     await producer.start()
     total = int(rate * seconds)
     ids = [f"{run}-{i}" for i in range(total)]
@@ -175,7 +176,7 @@ def run_burst(events: int, engine: str = DEFAULT_ENGINE, plot: Path | None = Non
             from streams.topics import ensure_topics
 
             await ensure_topics(settings.kafka, settings.topics)
-            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", linger_ms=5)
+            producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all", linger_ms=5)
             await producer.start()
             try:
                 for i in range(events):

@@ -19,6 +19,7 @@ from streams.config import Settings
 from streams.engines.availability import EngineGate
 from streams.engines.base import GuardEngine
 from streams.health import HealthServer, broker_reachable
+from streams.kafka_security import faust_credentials
 from streams.lag import report_lag
 
 __all__ = ["READY_LOG", "GuardWorker", "create_app", "engine_gate", "health_server"]
@@ -77,6 +78,7 @@ def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | No
         kafka.group_id,
         broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",")],
         broker_client_id=kafka.client_id,
+        broker_credentials=faust_credentials(kafka),  # SASL / TLS, or None
         store="memory://",
         datadir=str(datadir),
         key_serializer="raw",

@@ -182,7 +182,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     tel = settings.telemetry
     telemetry.setup_tracing(tel.traces_exporter, service_name=f"{tel.service_name}-send")
     try:
-        count = asyncio.run(send_lines(settings.kafka.bootstrap, topic, lines, trace=True))
+        count = asyncio.run(send_lines(settings.kafka, topic, lines, trace=True))
     finally:
         telemetry.shutdown_tracing()
     print(f"sent {count} event(s) to {topic}", file=sys.stderr)
@@ -196,7 +196,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> None:
         async for record in read_topic(
-            settings.kafka.bootstrap, args.topic, max_records=args.max, idle_timeout_s=args.idle_timeout
+            settings.kafka, args.topic, max_records=args.max, idle_timeout_s=args.idle_timeout
         ):
             value = record.value
             try:
@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.replay.cli import add_commands as replay_commands
 
     replay_commands(sub)
+    from streams.capacity import add_command as capacity_command
+
+    capacity_command(sub)
     return parser
 
 

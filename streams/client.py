@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from streams import telemetry
 from streams.errors import BrokerError
+from streams.kafka_security import KafkaTarget, bootstrap_of, client_options
 
 __all__ = ["event_key", "read_topic", "send_lines"]
 
@@ -28,7 +29,7 @@ def event_key(line: bytes) -> bytes | None:
 
 
 async def send_lines(
-    bootstrap: str,
+    kafka: KafkaTarget,
     topic: str,
     lines: Iterable[bytes],
     *,
@@ -38,8 +39,10 @@ async def send_lines(
 
     Lines are sent as they are, so malformed input reaches the service (and its DLQ).
     ``trace``: start a trace per record and send its ``traceparent`` header.
+    ``kafka``: the settings (bootstrap and security) or a bare bootstrap string.
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    bootstrap = bootstrap_of(kafka)
+    producer = AIOKafkaProducer(**client_options(kafka), acks="all", linger_ms=5)
     try:
         await producer.start()
     except KafkaConnectionError as exc:
@@ -64,7 +67,7 @@ async def send_lines(
 
 
 async def read_topic(
-    bootstrap: str,
+    kafka: KafkaTarget,
     topic: str,
     *,
     max_records: int | None = None,
@@ -76,9 +79,10 @@ async def read_topic(
     Stops after ``max_records``, or when nothing arrived for ``idle_timeout_s``
     (``None``: follow forever).
     """
+    bootstrap = bootstrap_of(kafka)
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **client_options(kafka),
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=group_id is not None,

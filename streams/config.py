@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from streams.errors import ConfigError
+from streams.secret import Secret
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -103,6 +104,17 @@ class KafkaConfig:
     # How long a failing publish (broker unreachable, leader elections) is retried
     # before the worker stops without acknowledging, so a restart re-delivers.
     publish_timeout_s: float = 60.0
+    # Security, for every client the service creates (streams/kafka_security.py): protocol
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; mechanism PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512;
+    # CA bundle (unset: the system's), client certificate and key for mutual TLS.
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: Secret = Secret()
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: Secret = Secret()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +169,7 @@ class EngineConfig:
     # to probe_max_interval_s).
     probe_interval_s: float = 1.0
     probe_max_interval_s: float = 15.0
+    api_key: Secret = Secret()  # openai: sent as "Authorization: Bearer" (vLLM's --api-key)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,6 +285,8 @@ class Settings:
             value = getattr(self, group.name)
             for f in fields(value):
                 item = getattr(value, f.name)
+                if isinstance(item, Secret):
+                    item = item.reveal()  # a child process needs the value, not the mask
                 if item is not None:
                     env[f"{ENV_PREFIX}{group.name}_{f.name}".upper()] = (
                         str(item).lower() if isinstance(item, bool) else str(item)
@@ -335,6 +350,8 @@ T = TypeVar("T")
 
 
 def _coerce(key: str, raw: str, default: Any) -> Any:
+    if isinstance(default, Secret):
+        return Secret(raw)
     try:
         if isinstance(default, StrEnum):
             return type(default)(raw.strip().lower())

@@ -9,6 +9,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExists
 
 from streams.config import KafkaConfig, TopicNames
 from streams.errors import BrokerError
+from streams.kafka_security import aiokafka_options
 
 __all__ = ["ensure_topics"]
 
@@ -27,6 +28,7 @@ async def ensure_topics(kafka: KafkaConfig, topics: TopicNames, *, include_input
         bootstrap_servers=kafka.bootstrap,
         client_id=f"{kafka.client_id}-admin",
         request_timeout_ms=int(kafka.request_timeout_s * 1000),
+        **aiokafka_options(kafka),
     )
     try:
         await admin.start()

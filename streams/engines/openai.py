@@ -78,7 +78,11 @@ class OpenAIEngine:
             # The per-attempt timeout is applied around each request (after the concurrency
             # gate); httpx's own is a backstop.
             timeout = httpx.Timeout(self._config.timeout_s + 10.0, connect=5.0)
-            self._client = httpx.AsyncClient(base_url=self._base, limits=limits, timeout=timeout)
+            key = self._config.api_key  # vLLM's --api-key; the header is never logged
+            headers = {"authorization": f"Bearer {key.reveal()}"} if key else None
+            self._client = httpx.AsyncClient(
+                base_url=self._base, limits=limits, timeout=timeout, headers=headers
+            )
         return self._client
 
     async def start(self) -> None:
@@ -115,8 +119,12 @@ class OpenAIEngine:
         return response.json()
 
     async def ready(self) -> bool:
+        """``/health`` (the engine lives) and ``/v1/models`` (vLLM checks the API key only on
+        ``/v1`` routes: a missing or wrong key is an outage, not a failure of each event)."""
         try:
             response = await self._http().get("/health", timeout=2.0)
+            if response.status_code == 200:
+                response = await self._http().get("/v1/models", timeout=2.0)
         except httpx.HTTPError:
             return False
         return response.status_code == 200
@@ -179,6 +187,8 @@ def _raise_for_status(response: httpx.Response) -> None:
     if status < 400:
         return
     detail = response.text[:300]
+    if status in {401, 403}:  # the engine is unusable until the key is fixed: the gate pauses
+        raise EngineUnavailable(f"server refused the API key ({status}): check GUARDSTREAM_ENGINE_API_KEY")
     if status == 429:
         try:
             retry_after: float | None = float(response.headers.get("retry-after", ""))

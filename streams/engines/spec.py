@@ -2,7 +2,8 @@
 
 =====================  ==================================================
 ``vllm:MODEL``         in-process vLLM ``AsyncLLM`` (MODEL: folder or hub id)
-``openai:URL``         a vLLM OpenAI-compatible server, e.g. ``openai:http://vllm:8000``
+``openai:URL``         a vLLM OpenAI-compatible server, e.g. ``openai:http://vllm:8000``;
+                       ``openai:URL1,URL2`` balances over several (engines/balanced.py)
 ``transformers:MODEL`` plain transformers ``generate`` (slow path, no vLLM)
 ``recorded:DIR``       recorded real outputs, matched by exact prompt
 ``fake:instant``       a test double, no model (load tests; see engines/fake.py)
@@ -64,6 +65,11 @@ def _create(config: EngineConfig) -> GuardEngine:
     if kind == "openai":
         from streams.engines.openai import OpenAIEngine
 
+        if "," in target:
+            from streams.engines.balanced import BalancedEngine
+
+            urls = [u.strip() for u in target.split(",") if u.strip()]
+            return BalancedEngine([OpenAIEngine(u, config=config) for u in urls])
         return OpenAIEngine(target, config=config)
     from streams.engines.transformers import TransformersEngine
 

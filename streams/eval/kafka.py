@@ -35,7 +35,7 @@ async def _collect(settings: Settings, expected: set[str], timeout_s: float) -> 
     verdicts: dict[str, Verdict] = {}
 
     async def read() -> None:
-        async for record in read_topic(settings.kafka.bootstrap, settings.topics.archive):
+        async for record in read_topic(settings.kafka, settings.topics.archive):
             verdict = Verdict.from_json(record.value)
             verdicts[verdict.event_id] = verdict  # at-least-once: duplicates collapse by event id
             if expected <= verdicts.keys():
@@ -74,7 +74,7 @@ def evaluate_through_kafka(
             worker = WorkerProcess(settings, log_path=Path(tmp) / "worker.log").start()
             try:
                 worker.wait_for_log(READY_LOG, _START_TIMEOUT_S)
-                asyncio.run(send_lines(settings.kafka.bootstrap, settings.topics.events, lines))
+                asyncio.run(send_lines(settings.kafka, settings.topics.events, lines))
                 verdicts = asyncio.run(_collect(settings, expected, timeout_s))
             finally:
                 worker.stop()

@@ -63,8 +63,8 @@ def _report(diff: Diff, args: argparse.Namespace) -> None:
 
 async def _diff(settings: Settings, run_id: str) -> Diff:
     topics = settings.topics
-    originals = await load_originals(settings.kafka.bootstrap, topics.archive)
-    replayed = await load_replayed(settings.kafka.bootstrap, topics.replay, run_id)
+    originals = await load_originals(settings.kafka, topics.archive)
+    replayed = await load_replayed(settings.kafka, topics.replay, run_id)
     return compute_diff(run_id, replayed, originals)
 
 
@@ -78,7 +78,7 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> Diff:
     from streams.engines import create_engine
     from streams.topics import ensure_topics
 
-    bootstrap, topics = settings.kafka.bootstrap, settings.topics
+    bootstrap, topics = settings.kafka, settings.topics
     await ensure_topics(settings.kafka, topics, include_input=False)
     run_id = args.run_id or new_run_id()
     spec = await load_run(bootstrap, topics.replay_runs, run_id) if args.run_id else None

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from streams.kafka_security import KafkaTarget
 from streams.replay.scan import scan
 from streams.sinks import short_reason
 from streams.verdict import Verdict
@@ -61,7 +62,7 @@ def _latest(into: dict[str, Summary], summary: Summary) -> None:
         into[summary.event_id] = summary
 
 
-async def load_originals(bootstrap: str, archive_topic: str) -> dict[str, Summary]:
+async def load_originals(bootstrap: KafkaTarget, archive_topic: str) -> dict[str, Summary]:
     """The latest archived verdict of every event id."""
     found: dict[str, Summary] = {}
     async for record in scan(bootstrap, archive_topic):
@@ -72,7 +73,7 @@ async def load_originals(bootstrap: str, archive_topic: str) -> dict[str, Summar
     return found
 
 
-async def load_replayed(bootstrap: str, replay_topic: str, run_id: str) -> dict[str, Summary]:
+async def load_replayed(bootstrap: KafkaTarget, replay_topic: str, run_id: str) -> dict[str, Summary]:
     """The latest verdict of every event the run ``run_id`` replayed (so far)."""
     wanted = run_id.encode()
     found: dict[str, Summary] = {}

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from streams.kafka_security import KafkaTarget, client_options
 from streams.replay.runs import RunSpec
 from streams.replay.scan import consumer_for, partition_ends, partitions, scan, start_consumer
 
@@ -40,7 +41,7 @@ async def _timestamp_at(consumer: Any, tp: TopicPartition, offset: int) -> float
 
 
 async def plan_run(
-    bootstrap: str,
+    bootstrap: KafkaTarget,
     *,
     run_id: str,
     topic: str,
@@ -86,8 +87,8 @@ async def plan_run(
     )
 
 
-async def save_run(bootstrap: str, runs_topic: str, spec: RunSpec) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def save_run(bootstrap: KafkaTarget, runs_topic: str, spec: RunSpec) -> None:
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(runs_topic, spec.to_json(), key=spec.run_id.encode())
@@ -95,7 +96,7 @@ async def save_run(bootstrap: str, runs_topic: str, spec: RunSpec) -> None:
         await producer.stop()
 
 
-async def load_run(bootstrap: str, runs_topic: str, run_id: str) -> RunSpec | None:
+async def load_run(bootstrap: KafkaTarget, runs_topic: str, run_id: str) -> RunSpec | None:
     """The latest spec recorded for ``run_id`` (None: a new run)."""
     found: RunSpec | None = None
     key = run_id.encode()

@@ -25,6 +25,7 @@ from streams.agents import HeaderFn, InputRecord, Moderator
 from streams.config import Settings
 from streams.engines.base import GuardEngine
 from streams.errors import BrokerError, ContractError
+from streams.kafka_security import client_options
 from streams.pipeline import ModerationPolicy
 from streams.replay.diff import REPLAY_RUN_HEADER, Summary
 from streams.replay.runs import RunSpec
@@ -208,10 +209,10 @@ async def run_replay(
     """Replay ``spec`` (new or resumed) to its ends with ``engine``."""
     started = time.monotonic()
     group = f"{settings.kafka.group_id}-replay-{spec.run_id}"
-    consumer = consumer_for(settings.kafka.bootstrap, group_id=group, max_poll_records=1000)
-    await start_consumer(consumer, settings.kafka.bootstrap)
+    consumer = consumer_for(settings.kafka, group_id=group, max_poll_records=1000)
+    await start_consumer(consumer, settings.kafka)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap,
+        **client_options(settings.kafka),
         acks="all",
         linger_ms=settings.kafka.producer_linger_ms,
         max_request_size=settings.kafka.producer_max_request_bytes,

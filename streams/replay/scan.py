@@ -19,15 +19,16 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from streams.errors import BrokerError
+from streams.kafka_security import KafkaTarget, bootstrap_of, client_options
 
 __all__ = ["consumer_for", "partition_ends", "partitions", "scan", "start_consumer"]
 
 _PROBE_TIMEOUT_S = 10.0
 
 
-def consumer_for(bootstrap: str, *, group_id: str | None = None, **options: Any) -> AIOKafkaConsumer:
+def consumer_for(kafka: KafkaTarget, *, group_id: str | None = None, **options: Any) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(kafka),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -36,11 +37,11 @@ def consumer_for(bootstrap: str, *, group_id: str | None = None, **options: Any)
     )
 
 
-async def start_consumer(consumer: AIOKafkaConsumer, bootstrap: str) -> None:
+async def start_consumer(consumer: AIOKafkaConsumer, kafka: KafkaTarget) -> None:
     try:
         await consumer.start()
     except KafkaConnectionError as exc:
-        raise BrokerError(f"cannot reach a Kafka broker at {bootstrap} ({exc})") from exc
+        raise BrokerError(f"cannot reach a Kafka broker at {bootstrap_of(kafka)} ({exc})") from exc
 
 
 async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -65,7 +66,9 @@ async def partition_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) 
     return ends
 
 
-async def scan(bootstrap: str, topic: str, *, starts: Mapping[int, int] | None = None) -> AsyncIterator[Any]:
+async def scan(
+    bootstrap: KafkaTarget, topic: str, *, starts: Mapping[int, int] | None = None
+) -> AsyncIterator[Any]:
     """Every record of ``topic`` from ``starts`` (default: the beginning) up to the end as of now."""
     consumer = consumer_for(bootstrap)
     await start_consumer(consumer, bootstrap)

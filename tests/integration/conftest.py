@@ -124,11 +124,19 @@ def fixture_model() -> Path:
 class FakeOpenAIServer:
     """The FAKE vLLM server of tests/fakes/openai_server.py in a child process (real HTTP)."""
 
-    def __init__(self, log_path: Path, *, delay: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        delay: tuple[float, float] = (0.0, 0.0),
+        concurrency: int = 0,
+        api_key: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log_path = log_path
         self._delay = delay
+        self._extra = ["--concurrency", str(concurrency)] + (["--api-key", api_key] if api_key else [])
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> FakeOpenAIServer:
@@ -144,6 +152,7 @@ class FakeOpenAIServer:
                     str(self._delay[0]),
                     "--delay-max",
                     str(self._delay[1]),
+                    *self._extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -158,6 +167,10 @@ class FakeOpenAIServer:
         data: dict[str, Any] = response.json()
         return data
 
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/stats", timeout=5).json()
+        return data
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
@@ -169,8 +182,11 @@ class FakeOpenAIServer:
 def fake_openai(tmp_path: Path) -> Iterator[Callable[..., FakeOpenAIServer]]:
     servers: list[FakeOpenAIServer] = []
 
-    def start(*, delay: tuple[float, float] = (0.0, 0.0)) -> FakeOpenAIServer:
-        server = FakeOpenAIServer(tmp_path / f"fake-openai-{len(servers)}.log", delay=delay).start()
+    def start(
+        *, delay: tuple[float, float] = (0.0, 0.0), concurrency: int = 0, api_key: str | None = None
+    ) -> FakeOpenAIServer:
+        log = tmp_path / f"fake-openai-{len(servers)}.log"
+        server = FakeOpenAIServer(log, delay=delay, concurrency=concurrency, api_key=api_key).start()
         servers.append(server)
         return server
 

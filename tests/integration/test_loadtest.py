@@ -82,3 +82,14 @@ def test_early_exit_command(fixture_model: Path) -> None:
     full, early = result["tokens_per_verdict_full"], result["tokens_per_verdict_early_exit"]
     assert isinstance(full, float) and isinstance(early, float) and early <= full
     assert result["saved_fraction"] == pytest.approx(1 - early / full, abs=0.01)
+
+
+def test_scaleout_command() -> None:
+    result = _loadtest("scaleout", "--events", "60", timeout=480)
+    for case in ("headroom", "engine_bound"):
+        row = result[case]
+        assert isinstance(row, dict)
+        assert row["workers_1_events_per_s"] > 0 and row["workers_3_events_per_s"] > 0
+        assert row["ratio_3_to_1"] == pytest.approx(
+            row["workers_3_events_per_s"] / row["workers_1_events_per_s"], abs=0.01
+        )
