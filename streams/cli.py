@@ -1,4 +1,4 @@
-"""``guardstream`` command line: eval, broker, worker, up, send, tail.
+"""``guardstream`` command line: eval, broker, worker, up, send, tail, store, users, console, export.
 
 Every command reads :class:`~streams.config.Settings` from the environment
 first; flags override single values.
@@ -17,7 +17,10 @@ from pathlib import Path
 import orjson
 
 from streams.config import EngineConfig, Settings
+from streams.console import cli as console_cli
 from streams.errors import StreamsError
+from streams.export import cli as export_cli
+from streams.store import cli as store_cli
 
 __all__ = ["main"]
 
@@ -246,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--idle-timeout", type=float, help="stop when nothing arrives for this many seconds")
     p.add_argument("--compact", action="store_true", help="one JSON document per line")
     p.set_defaults(func=cmd_tail)
+
+    for commands in (store_cli, console_cli, export_cli):  # store, users, console, export
+        commands.add_commands(sub)
     return parser
 
 
