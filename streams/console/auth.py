@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from streams.console.state import CONFIG, POOL, TLS, json_error, render
+from streams.console.state import CONFIG, POOL, SESSION, TLS, json_error, render
 from streams.store.users import User, authenticate, create_session, delete_session, load_session
 
 __all__ = ["auth_middleware", "cookie_name", "headers_middleware", "login_routes"]
@@ -141,7 +141,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if api:
             return json_error(401, "login required")
         return _login_page(request, status=401, next_path=request.path_qs if request.method == "GET" else "/")
-    request["session"] = session
+    request[SESSION] = session
     if request.method not in _SAFE:
         if api:
             if request.content_type != "application/json":

@@ -16,7 +16,7 @@ __all__ = ["add_commands", "serve_console"]
 def serve_console(settings: Settings) -> int:
     """Open the store and serve the console until stopped (what ``console`` and ``up`` run)."""
     from streams.console.app import run_console
-    from streams.store.database import open_database
+    from streams.store.database import wait_for_database
 
     config = settings.console
     if config.cookie_secure.strip().lower() not in ("auto", "true", "false", "1", "0", "yes", "no"):
@@ -25,7 +25,10 @@ def serve_console(settings: Settings) -> int:
         raise ConfigError("GUARDSTREAM_CONSOLE_COOKIE_SAMESITE: Strict or Lax")
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ConfigError("GUARDSTREAM_CONSOLE_TLS_CERT and _TLS_KEY go together")
-    database = open_database(settings.store.database_url)
+    store = settings.store
+    database = wait_for_database(
+        store.database_url, backoff_initial_s=store.backoff_initial_s, backoff_max_s=store.backoff_max_s
+    )
     try:
         run_console(settings, database)
     finally:

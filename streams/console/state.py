@@ -16,6 +16,7 @@ __all__ = [
     "CONFIG",
     "POOL",
     "PUBLISHER",
+    "SESSION",
     "TEMPLATES",
     "TLS",
     "create_templates",
@@ -29,6 +30,7 @@ CONFIG = web.AppKey("console_config", ConsoleConfig)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 PUBLISHER = web.AppKey("publisher", CorrectionsPublisher)
 TLS = web.AppKey("tls", bool)
+SESSION = web.RequestKey("session", Session)
 
 
 def create_templates() -> jinja2.Environment:
@@ -45,12 +47,11 @@ def create_templates() -> jinja2.Environment:
 
 def session_of(request: web.Request) -> Session:
     """The request's session (the auth middleware put it there; public routes have none)."""
-    session: Session = request["session"]
-    return session
+    return request[SESSION]
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    session = request.get("session")
+    session = request.get(SESSION)
     page = (
         request.app[TEMPLATES]
         .get_template(template)

@@ -30,10 +30,13 @@ def with_bootstrap(settings: Settings, bootstrap: str | None) -> Settings:
 
 def run_store(settings: Settings) -> int:
     """Run the sink until SIGTERM/SIGINT (what ``guardstream store`` and ``up`` run)."""
-    from streams.store.database import open_database
+    from streams.store.database import wait_for_database
     from streams.store.sink import StoreSink
 
-    database = open_database(settings.store.database_url)
+    store = settings.store
+    database = wait_for_database(
+        store.database_url, backoff_initial_s=store.backoff_initial_s, backoff_max_s=store.backoff_max_s
+    )
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import warnings
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +25,7 @@ import psycopg
 
 from streams.store.errors import StoreError, StoreUnavailable
 
-__all__ = ["EMBEDDED_PREFIX", "Database", "open_database", "redact_url"]
+__all__ = ["EMBEDDED_PREFIX", "Database", "open_database", "redact_url", "wait_for_database"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +71,15 @@ class Database:
                 f"GUARDSTREAM_STORE_URL={redact_url(self.url)!r}: expected postgresql://... or embedded:DIR"
             )
         if migrate:
+            from sqlalchemy.exc import OperationalError as SAOperationalError
+
             from streams.store.migrate import upgrade
 
-            upgrade(self.conninfo)
+            try:
+                upgrade(self.conninfo)
+            except (psycopg.OperationalError, SAOperationalError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise StoreUnavailable(f"cannot reach {redact_url(self.conninfo)}: {reason}") from exc
         return self
 
     def _start_embedded(self, data_dir: Path) -> str:
@@ -124,3 +131,16 @@ class Database:
 def open_database(url: str, *, migrate: bool = True) -> Database:
     """Start (embedded) or locate the database and migrate its schema to the newest version."""
     return Database(url).open(migrate=migrate)
+
+
+def wait_for_database(url: str, *, backoff_initial_s: float = 0.5, backoff_max_s: float = 30.0) -> Database:
+    """:func:`open_database`, waiting with backoff while the database is unreachable (services
+    that start before their database, or during its restart, wait instead of failing)."""
+    delay = backoff_initial_s
+    while True:
+        try:
+            return open_database(url)
+        except StoreUnavailable as exc:
+            logger.warning('waiting for the database retry_in_s=%.1f error="%s"', delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, backoff_max_s)

@@ -1,0 +1,75 @@
+"""Archive and replay records made the way the worker makes them, from recorded real model outputs.
+
+For the store benchmark and the store/console/export tests: each benchmark
+sample's recorded GuardReasoner output goes through the pipeline's own
+:func:`streams.pipeline.to_verdict` (parse, outcome, routing), and the record
+is ``Verdict.to_dict()``. ``retain_text`` adds ``request_text`` /
+``response_text`` (the chat text an archive may retain); :func:`replay_record`
+adds what a replay record carries (``run_id``, ``original``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from streams.engines.base import Generation
+from streams.eval.benchmark import Sample
+from streams.event import ChatEvent
+from streams.pipeline import ModerationPolicy, to_verdict
+
+__all__ = ["archive_records", "replay_record"]
+
+
+def archive_records(
+    samples: Sequence[Sample],
+    outputs: Mapping[str, str],
+    *,
+    prefix: str,
+    model: str,
+    moderated_at: float,
+    retain_text: bool = True,
+    spacing_s: float = 0.001,
+) -> list[dict[str, Any]]:
+    """One archive record per sample that has a recorded output (event id ``{prefix}-{index}``)."""
+    policy = ModerationPolicy()
+    records = []
+    for n, sample in enumerate(s for s in samples if s.prompt in outputs):
+        at = moderated_at + n * spacing_s
+        event = ChatEvent(
+            f"{prefix}-{sample.index}",
+            f"conv-{sample.index % 17}",
+            "user-1",
+            at - 0.5,
+            sample.request,
+            sample.response,
+        )
+        generation = Generation(text=outputs[sample.prompt], model=model, finish_reason="stop")
+        verdict = to_verdict(
+            event,
+            generation,
+            engine="recorded",
+            policy=policy,
+            engine_s=0.2,
+            picked_up=at - 0.3,
+            clock=lambda at=at: at,
+        )
+        record = verdict.to_dict()
+        if retain_text:
+            record["request_text"] = sample.request
+            record["response_text"] = sample.response
+        records.append(record)
+    return records
+
+
+def replay_record(
+    record: Mapping[str, Any], run_id: str, original: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``record`` as a replay run publishes it, with the live verdict it re-moderated as ``original``."""
+    out = {**record, "run_id": run_id}
+    out["original"] = (
+        {"model": original["model"], "outcome": original["outcome"], "answers": original["answers"]}
+        if original
+        else None
+    )
+    return out
