@@ -10,7 +10,7 @@ adds what a replay record carries (``run_id``, ``original``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from streams.engines.base import Generation
@@ -60,6 +60,10 @@ def archive_records(
             record["response_text"] = sample.response
         records.append(record)
     return records
+
+
+def _fixed(at: float) -> Callable[[], float]:
+    return lambda: at
 
 
 def replay_record(
