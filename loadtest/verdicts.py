@@ -52,7 +52,7 @@ def archive_records(
             policy=policy,
             engine_s=0.2,
             picked_up=at - 0.3,
-            clock=lambda at=at: at,
+            clock=_fixed(at),
         )
         record = verdict.to_dict()
         if retain_text:
