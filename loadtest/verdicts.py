@@ -5,7 +5,8 @@ sample's recorded GuardReasoner output goes through the pipeline's own
 :func:`streams.pipeline.to_verdict` (parse, outcome, routing), and the record
 is ``Verdict.to_dict()``. ``retain_text`` adds ``request_text`` /
 ``response_text`` (the chat text an archive may retain); :func:`replay_record`
-adds what a replay record carries (``run_id``, ``original``).
+adds what a replay record carries (``run_id``, ``original``). Timings are
+synthetic (recordings have none): engine time grows with the output's length.
 """
 
 from __future__ import annotations
@@ -44,14 +45,18 @@ def archive_records(
             sample.request,
             sample.response,
         )
-        generation = Generation(text=outputs[sample.prompt], model=model, finish_reason="stop")
+        text = outputs[sample.prompt]
+        generation = Generation(text=text, model=model, finish_reason="stop")
+        # Recordings carry no timings: engine time is made proportional to the output's length
+        # (~4 characters a token at ~2,000 tokens/s), so latency figures have a realistic spread.
+        engine_s = 0.05 + len(text) / 4 / 2000
         verdict = to_verdict(
             event,
             generation,
             engine="recorded",
             policy=policy,
-            engine_s=0.2,
-            picked_up=at - 0.3,
+            engine_s=engine_s,
+            picked_up=at - engine_s - 0.01,
             clock=_fixed(at),
         )
         record = verdict.to_dict()

@@ -12,13 +12,14 @@
   CORS preflight, which this server never grants). Any POST whose ``Origin``
   is another site is refused.
 - **Headers**: a strict Content-Security-Policy (no scripts at all), no
-  framing, no sniffing, no referrer, no caching of pages.
+  framing, no sniffing, no referrer to other sites, no caching of pages.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,7 +35,13 @@ __all__ = ["auth_middleware", "cookie_name", "headers_middleware", "login_routes
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/login"), ("GET", "/healthz")}
+_PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/api/login"),
+    ("GET", "/healthz"),
+    ("GET", "/favicon.ico"),
+}
 _SAFE = {"GET", "HEAD", "OPTIONS"}
 _LOGIN_CSRF_COOKIE = "gs_login_csrf"
 _CSP = (
@@ -88,7 +95,10 @@ def _safe_next(target: str) -> str:
 
 
 def _login_page(request: web.Request, *, status: int, error: str = "", next_path: str = "/") -> web.Response:
-    token = secrets.token_urlsafe(24)
+    # Keep the browser's token: a second page load (another tab, a favicon) must not invalidate a form.
+    token = request.cookies.get(_LOGIN_CSRF_COOKIE, "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+        token = secrets.token_urlsafe(24)
     response = render(
         request, "login.html", status=status, error=error, next_path=next_path, login_csrf=token
     )
@@ -113,7 +123,9 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     response.headers.setdefault("Content-Security-Policy", _CSP)
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault(
+        "Referrer-Policy", "same-origin"
+    )  # "no-referrer" makes forms send Origin: null
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
     if isinstance(response, web.HTTPException):
@@ -232,6 +244,10 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     return web.Response(text="ok")
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204)  # browsers ask for it; there is none
+
+
 def login_routes() -> list[web.RouteDef]:
     return [
         web.get("/login", login_page),
@@ -240,4 +256,5 @@ def login_routes() -> list[web.RouteDef]:
         web.post("/api/login", api_login),
         web.post("/api/logout", logout),
         web.get("/healthz", healthz),
+        web.get("/favicon.ico", favicon),
     ]

@@ -50,17 +50,23 @@ def nice_max(value: float) -> float:
 
 
 def _number(value: float, unit: str) -> str:
-    text = f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+    text = f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.2f}".rstrip("0").rstrip(".")
     return f"{text}{unit}"
 
 
 def _frame(
-    title: str, xs: Sequence[datetime], y_max: float, unit: str, legend: Sequence[Series]
+    title: str,
+    xs: Sequence[datetime],
+    y_max: float,
+    unit: str,
+    legend: Sequence[Series],
+    *,
+    empty: bool = False,
 ) -> list[str]:
     plot_w = _W - _LEFT - _RIGHT
     plot_h = _H - _TOP - _BOTTOM
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_W} {_H}" '
         f'role="img" aria-label="{escape(title)}" class="chart">',
         f"<title>{escape(title)}</title>",
         f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="#ffffff" stroke="#e5e7eb"/>',
@@ -88,6 +94,11 @@ def _frame(
             f'<text x="{x + 14}" y="{_H - 7}" font-size="11" fill="#374151">{escape(series.name)}</text>'
         )
         x += 24 + 7 * len(series.name)
+    if empty:
+        parts.append(
+            f'<text x="{_LEFT + plot_w / 2:.1f}" y="{_TOP + plot_h / 2:.1f}" text-anchor="middle" '
+            f'font-size="13" fill="#9ca3af">no data in this window</text>'
+        )
     return parts
 
 
@@ -102,7 +113,7 @@ def line_chart(
     """One line per series over the buckets ``xs``; a point per bucket with a value."""
     values = [v for s in series for v in s.values if v is not None]
     top = y_max if y_max is not None else nice_max(max(values, default=0.0))
-    parts = _frame(title, xs, top, unit, series)
+    parts = _frame(title, xs, top, unit, series, empty=not values)
     plot_w = _W - _LEFT - _RIGHT
     plot_h = _H - _TOP - _BOTTOM
     n = max(1, len(xs))
@@ -134,7 +145,7 @@ def stacked_bar_chart(
     """A bar per bucket, stacked by series (e.g. verdicts per category)."""
     totals = [sum(s.values[i] or 0.0 for s in series) for i in range(len(xs))]
     top = nice_max(max(totals, default=0.0))
-    parts = _frame(title, xs, top, unit, series)
+    parts = _frame(title, xs, top, unit, series, empty=not any(totals))
     plot_w = _W - _LEFT - _RIGHT
     plot_h = _H - _TOP - _BOTTOM
     n = max(1, len(xs))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -93,10 +94,16 @@ def start_store(settings: Settings, log: Path) -> WorkerProcess:
     return WorkerProcess(settings, log_path=log, args=("store",)).start()
 
 
+def trace_of(record: dict[str, Any]) -> str:
+    """The trace id :func:`record_bytes` gives a record (derived from its event and run)."""
+    return hashlib.sha256(f"{record['event_id']}/{record.get('run_id', '')}".encode()).hexdigest()[:32]
+
+
 def record_bytes(records: Sequence[dict[str, Any]]) -> list[tuple[bytes, bytes, Headers]]:
+    """Kafka (key, value, headers) as the worker publishes them: event id and traceparent headers."""
     out = []
     for r in records:
-        trace = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01".encode()
+        trace = f"00-{trace_of(r)}-{uuid.uuid4().hex[:16]}-01".encode()
         headers = [("guardstream-event-id", r["event_id"].encode()), ("traceparent", trace)]
         out.append((r["conversation_id"].encode(), orjson.dumps(r), headers))
     return out
