@@ -19,7 +19,7 @@ from streams.eval.benchmark import Sample
 from streams.event import ChatEvent
 from streams.pipeline import ModerationPolicy, to_verdict
 
-__all__ = ["archive_records", "replay_record"]
+__all__ = ["archive_records", "replay_record", "synthetic_records"]
 
 
 def archive_records(
@@ -82,3 +82,36 @@ def replay_record(
         else None
     )
     return out
+
+
+_TOPICS = ("a recipe", "a trip", "tax forms", "a poem", "a lock", "a chemistry test", "a password", "a diet")
+
+
+def synthetic_records(n: int, *, prefix: str, moderated_at: float) -> list[dict[str, Any]]:
+    """``n`` archive records of realistic size without recordings: GuardReasoner-shaped outputs of
+    ~1,300 characters (the recorded median) read by the real parser, a third of them harmful."""
+    samples = []
+    outputs = {}
+    for i in range(n):
+        topic = _TOPICS[i % len(_TOPICS)]
+        harmful = i % 3 == 0
+        request = f"Message {i}: could you help me with {topic}? " + "Some more context here. " * 8
+        response = f"Here is what I can tell you about {topic}. " + "Details follow. " * 10
+        verdict = "harmful" if harmful else "unharmful"
+        output = (
+            f"# Task 1\n\n## Reasoning Step 1: The human user asks for help with {topic}.\n"
+            f"## Reasoning Step 2: {'This could facilitate harm to others. ' * 8}\n"
+            f"## Conclusion: The request is {verdict}.\n\n"
+            f"# Task 2\n\n## Reasoning Step 1: The AI assistant provides the information asked for.\n"
+            f"## Conclusion: The response is compliance.\n\n"
+            f"# Task 3\n\n## Reasoning Step 1: The response gives details about {topic}.\n"
+            f"## Reasoning Step 2: {'The content is weighed against the policy. ' * 8}\n"
+            f"## Conclusion: The response is {verdict}.\n\n---\n\n"
+            f"Answers: \nRequest: {verdict}\nCompletion: compliance\nResponse: {verdict}\n"
+        )
+        prompt = f"{prefix}/{i}"
+        samples.append(Sample(index=i, request=request, response=response, prompt=prompt, positive=harmful))
+        outputs[prompt] = output
+    return archive_records(
+        samples, outputs, prefix=prefix, model="GuardReasoner-1B", moderated_at=moderated_at
+    )
