@@ -39,13 +39,14 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
         database.close()
 
 
-def create_database(server: Database) -> str:
-    """A new empty database on ``server``, migrated; returns its URL."""
+def create_database(server: Database, *, migrate: bool = True) -> str:
+    """A new empty database on ``server`` (migrated unless told not to); returns its URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.conninfo, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     url = with_dbname(server.conninfo, name)
-    upgrade(url)
+    if migrate:
+        upgrade(url)
     return url
 
 
@@ -61,12 +62,17 @@ def count(url: str, sql: str = "SELECT count(*) FROM verdicts", params: Any = No
 
 
 def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    """Poll ``check``; a database that is (re)starting counts as "not yet"."""
     deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
     while time.monotonic() < deadline:
-        if check():
-            return
+        try:
+            if check():
+                return
+        except psycopg.OperationalError as exc:
+            last_error = exc
         time.sleep(interval_s)
-    raise TimeoutError(f"not true within {timeout_s:g}s: {what}")
+    raise TimeoutError(f"not true within {timeout_s:g}s: {what} (last database error: {last_error})")
 
 
 def run(coro: Awaitable[T]) -> T:

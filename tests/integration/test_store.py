@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,14 +27,14 @@ from streams.engines.recorded import load_recordings
 from streams.eval import load_benchmark
 from streams.event import encode_event
 from streams.process import WorkerProcess
-from streams.store.database import open_database
-from streams.store.migrate import upgrade
+from streams.store.database import Database, open_database
+from streams.store.migrate import current_revision, upgrade
 from streams.store.records import trace_id_from_headers
 from streams.store.sink import StoreSink
 from streams.topics import ensure_named_topics
 
 from .conftest import SettingsFactory, WorkerFactory, collect
-from .pg import count, log_text, postgres, store_url, wait_until, with_dbname
+from .pg import count, create_database, log_text, postgres, store_url, wait_until, with_dbname
 from .test_pipeline import benchmark_events
 
 pytestmark = pytest.mark.integration
@@ -364,3 +367,25 @@ def test_a_row_the_database_refuses_becomes_a_reject_and_the_batch_goes_on(
     assert ids == ["ok-1", "ok-2"]
     assert len(rejects) == 1 and rejects[0][0].startswith("database_refused")
     assert orjson.loads(rejects[0][1])["event_id"] == "nul-1"
+
+
+def test_concurrent_starts_migrate_the_schema_once(postgres: Database) -> None:
+    url = create_database(postgres, migrate=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDSTREAM_")}
+    env["GUARDSTREAM_STORE_URL"] = url
+    # four commands starting together on a new database (each migrates first)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "streams", "users", "list"],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    assert current_revision(url) == "0001"
+    assert count(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'verdicts'") == 1
