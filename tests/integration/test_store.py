@@ -202,8 +202,12 @@ def test_store_killed_and_database_restarted_lose_nothing(
 
         # 1. killed mid-run
         store = start_store(settings, tmp_path / "store-1.log")
-        wait_until(lambda: count(url) >= 200, timeout_s=60, what="the store started writing", interval_s=0.02)
-        store.kill()
+        try:
+            wait_until(
+                lambda: count(url) >= 200, timeout_s=60, what="the store started writing", interval_s=0.02
+            )
+        finally:
+            store.kill()
         stored_at_kill = count(url)
         assert stored_at_kill < len(first), "the store finished before it was killed: nothing was tested"
 
