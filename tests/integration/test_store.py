@@ -184,7 +184,7 @@ def test_store_killed_and_database_restarted_lose_nothing(
         settings = store_settings(
             replace(base, kafka=replace(base.kafka, bootstrap=broker.bootstrap, partitions=4)),
             url,
-            batch_max_size=40,
+            batch_max_size=25,
         )
         asyncio.run(
             ensure_named_topics(settings.kafka, [settings.topics.archive, settings.store.replay_topic])
@@ -193,7 +193,7 @@ def test_store_killed_and_database_restarted_lose_nothing(
         outputs = load_recordings(shared / "predictions" / "1B" / "HarmBenchResponse").outputs
         first = [
             r
-            for round_ in range(6)
+            for round_ in range(12)  # ~7,200 verdicts: enough that the kill lands mid-run
             for r in archive_records(
                 bench.samples, outputs, prefix=f"k{round_}", model="1B", moderated_at=time.time()
             )
