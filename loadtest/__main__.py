@@ -45,6 +45,14 @@ def main() -> None:
     p.add_argument("--events", type=int, default=1200)
     p.add_argument("--in-flight", type=int, default=16, help="each worker's GUARDSTREAM_BATCH_MAX_IN_FLIGHT")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("store", help="store sink verdicts/s into PostgreSQL vs COPY of the same rows")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--batch-max-size", type=int, help="default GUARDSTREAM_STORE_BATCH_MAX_SIZE")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("console", help="queue page latency over N stored verdicts: first vs deep pages")
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--requests", type=int, default=100, help="timed requests per kind of page")
+    p.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "throughput":
         from loadtest.throughput import run
@@ -83,6 +91,14 @@ def main() -> None:
         from loadtest.scaleout import run_scaleout
 
         result = run_scaleout(args.events, in_flight=args.in_flight)
+    elif args.command == "store":
+        from loadtest.store import run as run_store
+
+        result = run_store(args.events, batch_max_size=args.batch_max_size)
+    elif args.command == "console":
+        from loadtest.console import run as run_console
+
+        result = run_console(args.rows, requests=args.requests)
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n")
 
 

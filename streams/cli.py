@@ -1,4 +1,5 @@
-"""``guardstream`` command line: eval, broker, worker, up, send, tail, replay, diff.
+"""``guardstream`` command line: eval, broker, worker, up, send, tail, replay, diff, capacity,
+store, users, console, export.
 
 Every command reads :class:`~streams.config.Settings` from the environment
 first; flags override single values.
@@ -14,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -153,19 +154,58 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         settings = with_bootstrap(settings, args.bootstrap)
     bootstrap = settings.kafka.bootstrap
     topics = settings.topics
-    print(
-        f"GuardStream on {bootstrap}{' (embedded broker, memory only)' if broker else ''}\n"
-        f"  engine : {settings.engine.spec}\n"
-        f"  send   : guardstream send --bootstrap {bootstrap} events.jsonl   (topic {topics.events})\n"
-        f"  watch  : guardstream tail --bootstrap {bootstrap} {topics.archive}\n"
-        f"           ({topics.block}, {topics.alerts}, {topics.dlq})",
-        flush=True,
-    )
+    services = _Services(settings)
     try:
+        services.start()
+        console = settings.console
+        print(
+            f"GuardStream on {bootstrap}{' (embedded broker, memory only)' if broker else ''}\n"
+            f"  engine : {settings.engine.spec}\n"
+            f"  send   : guardstream send --bootstrap {bootstrap} events.jsonl   (topic {topics.events})\n"
+            f"  watch  : guardstream tail --bootstrap {bootstrap} {topics.archive}\n"
+            f"           ({topics.block}, {topics.alerts}, {topics.dlq})\n"
+            f"  review : http://{console.host}:{console.port}/   (first: guardstream users add NAME "
+            f"--role admin --password-stdin)\n"
+            f"  store  : {services.describe()}   (logs in {services.log_dir})",
+            flush=True,
+        )
         return run_worker(settings, loglevel="debug" if args.verbose else "info")
     finally:
+        services.stop()
         if broker is not None:
             broker.stop()
+
+
+class _Services:
+    """What ``up`` runs beside the worker: the verdict store (its database, migrated, and the
+    ``store`` sink) and the review ``console``, as child processes that share its settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.log_dir = Path(settings.store.data_dir).expanduser() / "logs"
+        self._database: Any = None
+        self._children: list[Any] = []
+
+    def describe(self) -> str:
+        from streams.store.database import redact_url
+
+        return redact_url(self._settings.store.database_url)
+
+    def start(self) -> None:
+        from streams.process import WorkerProcess
+        from streams.store.database import open_database
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._database = open_database(self._settings.store.database_url)  # starts embedded, migrates
+        for command in ("store", "console"):
+            log = self.log_dir / f"{command}.log"
+            self._children.append(WorkerProcess(self._settings, log_path=log, args=(command,)).start())
+
+    def stop(self) -> None:
+        for child in reversed(self._children):
+            child.stop(timeout_s=15)
+        if self._database is not None:
+            self._database.close()
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
@@ -270,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.capacity import add_command as capacity_command
 
     capacity_command(sub)
+    from streams.console import cli as console_cli
+    from streams.export import cli as export_cli
+    from streams.store import cli as store_cli
+
+    for commands in (store_cli, console_cli, export_cli):  # store, users, console, export
+        commands.add_commands(sub)
     return parser
 
 

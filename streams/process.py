@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -22,11 +23,18 @@ __all__ = ["WorkerProcess"]
 
 class WorkerProcess:
     def __init__(
-        self, settings: Settings, *, log_path: Path, extra_env: dict[str, str] | None = None
+        self,
+        settings: Settings,
+        *,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        args: Sequence[str] = ("worker",),
     ) -> None:
+        """``args``: the ``guardstream`` command line to run (``store``, ``console`` work the same way)."""
         self.settings = settings
         self.log_path = log_path
         self._extra_env = extra_env or {}
+        self._args = tuple(args)
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -36,7 +44,7 @@ class WorkerProcess:
         env.setdefault("PYTHONUNBUFFERED", "1")
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", "worker"],
+                [sys.executable, "-m", "streams", *self._args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,

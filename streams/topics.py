@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
@@ -11,7 +12,7 @@ from streams.config import KafkaConfig, TopicNames
 from streams.errors import BrokerError
 from streams.kafka_security import aiokafka_options
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_named_topics", "ensure_topics"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,11 @@ async def ensure_topics(kafka: KafkaConfig, topics: TopicNames, *, include_input
     :class:`BrokerError` with the bootstrap address when the broker is unreachable.
     """
     wanted = ((topics.events,) if include_input else ()) + topics.outputs()
+    return await ensure_named_topics(kafka, wanted)
+
+
+async def ensure_named_topics(kafka: KafkaConfig, names: Sequence[str]) -> list[str]:
+    """Create the topics of ``names`` that do not exist yet; returns the ones created."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=kafka.bootstrap,
         client_id=f"{kafka.client_id}-admin",
@@ -36,7 +42,7 @@ async def ensure_topics(kafka: KafkaConfig, topics: TopicNames, *, include_input
         raise BrokerError(f"cannot reach a Kafka broker at {kafka.bootstrap} ({exc})") from exc
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in dict.fromkeys(wanted) if t not in existing]
+        missing = [t for t in dict.fromkeys(names) if t not in existing]
         if missing:
             new = [NewTopic(t, kafka.partitions, kafka.replication_factor) for t in missing]
             try:

@@ -93,3 +93,24 @@ def test_scaleout_command() -> None:
         assert row["ratio_3_to_1"] == pytest.approx(
             row["workers_3_events_per_s"] / row["workers_1_events_per_s"], abs=0.01
         )
+
+
+def test_store_command() -> None:
+    result = _loadtest("store", "--events", "600", "--batch-max-size", "100")
+    assert result["events"] == result["stored"] == 600
+    assert isinstance(result["sink_verdicts_per_s"], float) and result["sink_verdicts_per_s"] > 0
+    assert isinstance(result["copy_rows_per_s"], float) and result["copy_rows_per_s"] > 0
+    assert result["ratio"] == pytest.approx(
+        result["sink_verdicts_per_s"] / result["copy_rows_per_s"], rel=0.01
+    )
+
+
+def test_console_command() -> None:
+    result = _loadtest("console", "--rows", "3000", "--requests", "5")
+    pages = result["pages"]
+    assert isinstance(pages, dict) and {"api_first", "api_deep", "html_first", "html_deep"} <= set(pages)
+    for timing in pages.values():
+        assert 0 < timing["p50_ms"] <= timing["p99_ms"]
+    assert result["ratio"] == pytest.approx(
+        pages["api_deep"]["p50_ms"] / pages["api_first"]["p50_ms"], rel=0.01
+    )

@@ -67,10 +67,18 @@ def test_broker_command_never_leaves_the_broker_running(tmp_path: Path, how: sig
 def test_up_never_leaves_children_running(tmp_path: Path, how: signal.Signals) -> None:
     port = free_port()
     log = tmp_path / "up.log"
-    proc = _start(["up", "--port", str(port), "--engine", "fake:instant"], log)
+    console = free_port()
+    proc = _start(
+        ["up", "--port", str(port), "--engine", "fake:instant"],
+        log,
+        GUARDSTREAM_STORE_DATA_DIR=str(tmp_path / "data"),
+        GUARDSTREAM_CONSOLE_PORT=str(console),
+    )
     _wait_log(log, READY_LOG, proc)
+    wait_for_port("127.0.0.1", console, 60, None)  # the review console runs beside the worker
     children = _descendants(proc.pid, skip=-1)
-    assert children
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") for pid in children]
+    assert [b"store"] in [c[-2:-1] for c in commands] and [b"console"] in [c[-2:-1] for c in commands]
     os.kill(proc.pid, how)
     proc.wait(90)
     assert _wait_gone(children) == [], log.read_text(errors="replace")[-2000:]
