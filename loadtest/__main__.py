@@ -32,6 +32,12 @@ def main() -> None:
     p.add_argument("--engine", default="fake:sleep=0.2,concurrency=64")
     p.add_argument("--plot", default="loadtest/out/burst.png", help="PNG path ('' for none)")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("findings", help="µs per harmful verdict for SIEM findings and privacy (no broker)")
+    p.add_argument("--recorded", default="../shared/guardreasoner/predictions/3B/HarmBenchResponse")
+    p.add_argument("--benchmark", default="../shared/guardreasoner/benchmark/0_5_harmbench_response.json")
+    p.add_argument("--limit", type=int, help="first N benchmark samples only")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "throughput":
         from loadtest.throughput import run
@@ -55,6 +61,12 @@ def main() -> None:
         from loadtest.latency import run_burst
 
         result = run_burst(args.events, args.engine, Path(args.plot) if args.plot else None)
+    elif args.command == "findings":
+        from pathlib import Path
+
+        from loadtest.findings import run as run_findings
+
+        result = run_findings(Path(args.recorded), Path(args.benchmark), limit=args.limit, repeat=args.repeat)
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n")
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams import telemetry
+from streams.categorize import Categorizer, load_taxonomy
 from streams.config import FailPolicy, LongText, RetryConfig, Settings
 from streams.engines.availability import EngineGate
 from streams.engines.base import GenerateOptions, Generation, GuardEngine
@@ -29,7 +30,7 @@ from streams.event import ChatEvent
 from streams.parse import Answers, Completion, Harm, ParsedOutput, ParseStatus, parse
 from streams.prompt import build_prompt
 from streams.prompt.windows import TooLong, Window, plan_windows
-from streams.verdict import Outcome, Timings, Verdict, route
+from streams.verdict import Outcome, Timings, Verdict, categorize_verdict, route
 
 __all__ = ["ModerationPolicy", "generate_with_retry", "moderate_one", "to_verdict"]
 
@@ -47,6 +48,8 @@ class ModerationPolicy:
     long_text: LongText = LongText.WINDOW
     window_overlap_tokens: int = 64
     max_windows: int = 16
+    # Harm categories for harmful verdicts (None: verdicts get none).
+    categorizer: Categorizer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModerationPolicy:
@@ -66,6 +69,7 @@ class ModerationPolicy:
             long_text=settings.policy.long_text,
             window_overlap_tokens=settings.policy.window_overlap_tokens,
             max_windows=settings.policy.max_windows,
+            categorizer=Categorizer(load_taxonomy(settings.categories.taxonomy_file or None)),
         )
 
 
@@ -225,6 +229,8 @@ def _verdict(
         "moderated_at": now,
         "actions": route(outcome, policy.fail_policy),
         "windows": tuple(_window_summary(p) for p in parts) if len(parts) > 1 else (),
+        "request_text": event.request,
+        "response_text": event.response,
     }
     result = deciding.result
     if isinstance(result, EngineError):
@@ -238,7 +244,7 @@ def _verdict(
             **common,
         )
     generations = [p.result for p in parts if isinstance(p.result, Generation)]
-    return Verdict(
+    verdict = Verdict(
         outcome=outcome,
         status=deciding.status,
         request=answers.request,
@@ -253,6 +259,7 @@ def _verdict(
         finish_reason=result.finish_reason,
         **common,
     )
+    return categorize_verdict(verdict, policy.categorizer) if policy.categorizer is not None else verdict
 
 
 def to_verdict(
