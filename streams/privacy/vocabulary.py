@@ -20,7 +20,7 @@ class Vocabulary:
     ``stop``: function words; ``guard``: the guard's moderation and harm words;
     ``common``: other common English words. A word belongs to a class when it, or
     it without one simple inflection (``-s``, ``-es``, ``-ed``, ``-d``, ``-ing``,
-    ``-ly``, ``-ies`` → ``-y``), is listed. A word of 5+ letters that begins a
+    ``-ly``, ``-ies`` → ``-y``, ``hiding`` → ``hide``, ``stopped`` → ``stop``), is listed. A word of 5+ letters that begins a
     guard word is a guard word too: the categoriser's evidence can be a pattern's
     stem (``smuggl`` for ``smuggling``).
     """
@@ -83,7 +83,16 @@ def _listed(word: str, words: frozenset[str]) -> bool:
         return False
     if word.endswith("ies") and word[:-3] + "y" in words:
         return True
-    return any(word.endswith(s) and len(word) > len(s) + 2 and word[: -len(s)] in words for s in _SUFFIXES)
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            stem = word[: -len(suffix)]
+            if stem in words:
+                return True
+            if suffix in ("ing", "ed", "es") and (
+                stem + "e" in words or (stem[-1] == stem[-2] and stem[:-1] in words)
+            ):
+                return True  # hiding -> hide, stopped -> stop
+    return False
 
 
 @cache
