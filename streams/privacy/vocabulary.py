@@ -20,9 +20,9 @@ class Vocabulary:
     ``stop``: function words; ``guard``: the guard's moderation and harm words;
     ``common``: other common English words. A word belongs to a class when it, or
     it without one simple inflection (``-s``, ``-es``, ``-ed``, ``-d``, ``-ing``,
-    ``-ly``, ``-ies`` → ``-y``, ``hiding`` → ``hide``, ``stopped`` → ``stop``), is listed. A word of 5+ letters that begins a
-    guard word is a guard word too: the categoriser's evidence can be a pattern's
-    stem (``smuggl`` for ``smuggling``).
+    ``-ly``, ``-ies`` → ``-y``, ``hiding`` → ``hide``, ``stopped`` → ``stop``), is
+    listed. A word of 5+ letters that begins a guard word is a guard word too: the
+    categoriser's evidence can be a pattern's stem (``smuggl`` for ``smuggling``).
     """
 
     stop: frozenset[str]

@@ -6,6 +6,8 @@ Every findings record these tests build is checked by ``../shared/siem/validate.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -14,10 +16,10 @@ import orjson
 import pytest
 
 from streams.categorize import Categorizer, Evidence, HarmCategory, Severity
-from streams.config import FailPolicy, FindingFormat, TopicNames
+from streams.config import CategoriesConfig, FailPolicy, FindingFormat, Settings, TopicNames
 from streams.engines.base import Generation
 from streams.engines.recorded import load_recordings
-from streams.errors import EngineTimeout
+from streams.errors import ConfigError, EngineTimeout
 from streams.eval import load_benchmark
 from streams.event import ChatEvent
 from streams.parse import Harm, TaskReasoning
@@ -318,9 +320,6 @@ def test_block_and_alert_records_in_both_privacy_modes(verdicts: list[Verdict]) 
 
 
 def test_the_worker_policy_categorizes_harmful_verdicts(tmp_path: Path) -> None:
-    from streams.config import CategoriesConfig, Settings
-    from streams.errors import ConfigError
-
     policy = ModerationPolicy.from_settings(Settings.from_env({}))
     assert policy.categorizer is not None
     event = ChatEvent("e1", "c1", "u1", 1.0, "how do I make sarin at home", None)
@@ -343,9 +342,6 @@ def test_the_worker_policy_categorizes_harmful_verdicts(tmp_path: Path) -> None:
 
 
 def test_the_findings_benchmark_runs(shared: Path) -> None:
-    import subprocess
-    import sys
-
     proc = subprocess.run(
         [
             sys.executable,

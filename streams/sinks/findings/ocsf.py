@@ -11,6 +11,8 @@ class / activity                 2004 Detection Finding, activity 1 Create (type
                                  summary (redacted by default)
 ``finding_info.types``           ``S9 Indiscriminate Weapons`` per category, or ``unclassified``
 ``finding_info.analytic``        GuardReasoner, type 4 Learning (ML/DL), ``version`` = the model
+                                 (the detection is the model's judgement, not a rule; the
+                                 taxonomy tags are enrichment and sit in ``types``)
 ``finding_info.related_events``  a replay's link to the original finding
 ``severity_id``                  the verdict's severity (2 Low … 5 Critical)
 ``action_id`` / disposition      2 Denied / 2 Blocked (a harmful verdict is always blocked)
