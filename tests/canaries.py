@@ -16,6 +16,10 @@ from streams.privacy import display_form, key_form, packaged_vocabulary, tokens
 __all__ = ["Published", "leaks", "make_canary", "plant", "quoted_forms"]
 
 _CONSONANTS = "bcdfghjklmnpqrstvwxz"
+_CYRILLIC = "абвгдежзийклмнопрстуфхцчшщыэюя"
+_GREEK = "αβγδεζηθικλμνξοπρστυφχψω"
+_CJK = "秘密合言葉暗号鍵山川花鳥風月"
+_EMOJI = "🦄🔑🐙🌵🎲🧩🚀🍄"
 _VOWELS = "aeiouy"
 
 
@@ -38,7 +42,7 @@ def _common_words(rng: random.Random, n: int) -> list[str]:
 def make_canary(rng: random.Random) -> str:
     """One unique marker: a code-like token, an id, an e-mail, a URL, a number, a made-up
     name, or a phrase of 2–4 words (pseudo-words and common English words mixed)."""
-    kind = rng.randrange(9)
+    kind = rng.randrange(10)
     letters = string.ascii_lowercase + string.digits
     if kind == 0:  # zq7-CANARY-19f3
         return "-".join(
@@ -64,6 +68,11 @@ def make_canary(rng: random.Random) -> str:
         return _pseudo_word(rng) + str(rng.randint(0, 9)) * rng.randint(0, 1)
     if kind == 7:  # a phrase of common English words only
         return " ".join(_common_words(rng, rng.randint(2, 4)))
+    if kind == 8:  # another script, or pictographs
+        alphabet = rng.choice([_CYRILLIC, _GREEK, _CJK, _EMOJI])
+        return "".join(rng.choices(alphabet, k=rng.randint(3, 7))) + rng.choice(
+            ["", "-" + str(rng.randint(10, 99))]
+        )
     words = _common_words(rng, rng.randint(1, 2)) + [_pseudo_word(rng) for _ in range(rng.randint(1, 2))]
     rng.shuffle(words)
     return " ".join(words)
@@ -110,6 +119,7 @@ def quoted_forms(canary: str, rng: random.Random) -> list[str]:
         canary.title(),
         f"({canary})",
         f"{canary}'s",
+        f"{canary}s",
         f"{canary}.",
         f"{canary}:",
         _fullwidth(canary),

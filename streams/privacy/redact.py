@@ -9,16 +9,17 @@ of a chat word are the same word. A token of the model's text is **redacted**
 when:
 
 1. **Word.** It is not in the :class:`~streams.privacy.vocabulary.Vocabulary`
-   and it occurs in the chat text — as a token, inside a chat token or across
-   tokens written together (``zq7canary`` for ``zq7-canary``; 3+ characters
-   with a digit, else 4+), or it contains a chat token of 4–64 characters that
-   is not in the vocabulary. Names, numbers, codes, URLs, e-mail addresses and
-   rare words the user wrote are therefore never repeated.
+   and it occurs in the chat text — as a token, as a token with an inflection
+   (``-s``, ``-ed``, ``-ing``...), inside a chat token or across tokens written
+   together (``zq7canary`` for ``zq7-canary``; 3+ characters with a digit or
+   symbol, else 4+), or it contains a chat token of that length (up to 64
+   characters) that is not in the vocabulary. Names, numbers, codes, URLs,
+   e-mail addresses and rare words the user wrote are therefore never repeated.
 2. **Run.** It is part of a run of consecutive tokens that also stand
-   consecutively in the chat (separators ignored) and that holds two or more
-   words outside the stop and guard vocabularies: the span from the first to the
-   last of those words goes, so a phrase made of common words (``correct horse
-   battery staple``) is not repeated either.
+   consecutively in the chat (separators and inflections ignored) and that
+   holds two or more words outside the stop and guard vocabularies: the span
+   from the first to the last of those words goes, so a phrase made of common
+   words (``correct horse battery staple``) is not repeated either.
 3. **Quote.** It is inside a quotation (``"..."``, ``'...'``, any Unicode quotes)
    that contains a non-stop word of the chat.
 
@@ -40,8 +41,16 @@ __all__ = ["REDACTED", "Redactor"]
 
 REDACTED = "[redacted]"
 _QUOTED = re.compile(r"\"[^\"\n]{1,300}\"|(?<!\w)'[^'\n]{1,300}?'(?!\w)")
-_MIN_INNER = 4  # chat tokens searched for inside a longer token of the model's text
+_MIN_INNER = 3  # chat tokens searched for inside a longer token of the model's text ...
 _LONG = 64  # ... up to this length
+_INFLECTIONS = ("s", "es", "ed", "d", "ing", "ly")
+_INFLECTION_ENDS = frozenset(s[-1] for s in _INFLECTIONS)
+
+
+def _long_enough(token: str) -> bool:
+    """Long enough to be matched inside other text: 3+ characters with a digit or symbol,
+    4+ when all letters (shorter pieces occur by chance)."""
+    return len(token) >= (4 if token.isalpha() else 3)
 
 
 class Redactor:
@@ -84,34 +93,37 @@ class Redactor:
     # -- the three rules --------------------------------------------------------------
 
     def _private(self, key: str) -> bool:
-        if self._vocabulary.is_known(key):
+        vocab = self._vocabulary
+        if vocab.is_known(key):
             return False
         if key in self._tokens:
             return True
-        if len(key) >= (3 if any(c.isdigit() for c in key) else 4) and key in self._joined:
+        for suffix in _INFLECTIONS:  # the user's word, inflected (codes-s, 42s, qqs)
+            stem = key[: -len(suffix)]
+            if key.endswith(suffix) and stem in self._tokens and not vocab.is_known(stem):
+                return True
+        if _long_enough(key) and key in self._joined:
             return True
         return self._contains_chat_token(key)
 
     def _contains_chat_token(self, key: str) -> bool:
-        """Whether a chat token of 4+ characters (up to 64) that is not in the vocabulary
-        stands inside ``key``."""
+        """Whether a chat token of 3–64 characters (4+ when all letters) that is not in the
+        vocabulary stands inside ``key``."""
         for size in range(_MIN_INNER, min(len(key) - 1, self._longest) + 1):
             for start in range(len(key) - size + 1):
                 part = key[start : start + size]
-                if part in self._tokens and not self._vocabulary.is_known(part):
+                if part in self._tokens and _long_enough(part) and not self._vocabulary.is_known(part):
                     return True
         return False
 
     def _runs(self, keys: Sequence[str], hidden: list[bool]) -> None:
         vocab = self._vocabulary
+        forms = [self._chat_forms(k) for k in keys]
         start = 0
         while start < len(keys):
             end = start
-            while (
-                end + 1 < len(keys)
-                and keys[end] in self._tokens
-                and keys[end + 1] in self._tokens
-                and f" {keys[end]} {keys[end + 1]} " in self._spaced
+            while end + 1 < len(keys) and any(
+                f" {a} {b} " in self._spaced for a in forms[end] for b in forms[end + 1]
             ):
                 end += 1
             if end > start:
@@ -124,6 +136,15 @@ class Redactor:
                     for i in range(words[0], words[-1] + 1):
                         hidden[i] = True
             start = end + 1
+
+    def _chat_forms(self, key: str) -> list[str]:
+        """``key`` and its uninflected stems that are chat tokens (``writes`` → ``write``)."""
+        forms = [key] if key in self._tokens else []
+        if key[-1] in _INFLECTION_ENDS:
+            forms += [
+                key[: -len(s)] for s in _INFLECTIONS if key.endswith(s) and key[: -len(s)] in self._tokens
+            ]
+        return forms
 
     def _quotes(
         self, shown: str, spans: Sequence[tuple[int, int]], keys: Sequence[str], hidden: list[bool]
