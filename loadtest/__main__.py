@@ -53,6 +53,12 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--requests", type=int, default=100, help="timed requests per kind of page")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("findings", help="µs per harmful verdict for SIEM findings and privacy (no broker)")
+    p.add_argument("--recorded", default="../shared/guardreasoner/predictions/3B/HarmBenchResponse")
+    p.add_argument("--benchmark", default="../shared/guardreasoner/benchmark/0_5_harmbench_response.json")
+    p.add_argument("--limit", type=int, help="first N benchmark samples only")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.command == "throughput":
         from loadtest.throughput import run
@@ -99,6 +105,12 @@ def main() -> None:
         from loadtest.console import run as run_console
 
         result = run_console(args.rows, requests=args.requests)
+    elif args.command == "findings":
+        from pathlib import Path
+
+        from loadtest.findings import run as run_findings
+
+        result = run_findings(Path(args.recorded), Path(args.benchmark), limit=args.limit, repeat=args.repeat)
     sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2 if not args.json else 0).decode() + "\n")
 
 

@@ -95,7 +95,15 @@ def _raw(bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path, output_
     asyncio.run(
         ensure_topics(
             KafkaConfig(bootstrap=bootstrap, partitions=4),
-            TopicNames(events=source, block=target, alerts=target, archive=target, dlq=target),
+            TopicNames(
+                events=source,
+                block=target,
+                alerts=target,
+                archive=target,
+                dlq=target,
+                findings_ecs=target,
+                findings_ocsf=target,
+            ),
         )
     )
     import subprocess

@@ -202,6 +202,8 @@ class Moderator:
                 settings.topics,
                 max_record_bytes=kafka.max_record_bytes,
                 dlq_max_value_bytes=policy.dlq_max_value_bytes,
+                findings=settings.findings.enabled(),
+                include_text=settings.privacy.include_text,
             )
         )
         self._tracker = OffsetTracker(max_pending=batch.max_unacked)

@@ -163,7 +163,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             f"  engine : {settings.engine.spec}\n"
             f"  send   : guardstream send --bootstrap {bootstrap} events.jsonl   (topic {topics.events})\n"
             f"  watch  : guardstream tail --bootstrap {bootstrap} {topics.archive}\n"
-            f"           ({topics.block}, {topics.alerts}, {topics.dlq})\n"
+            f"           ({topics.block}, {topics.alerts}, {topics.dlq},\n"
+            f"            SIEM: {topics.findings_ecs}, {topics.findings_ocsf})\n"
             f"  review : http://{console.host}:{console.port}/   (first: guardstream users add NAME "
             f"--role admin --password-stdin)\n"
             f"  store  : {services.describe()}   (logs in {services.log_dir})",

@@ -24,11 +24,15 @@ __all__ = [
     "BatchConfig",
     "CacheConfig",
     "ConsoleConfig",
+    "CategoriesConfig",
     "EngineConfig",
     "FailPolicy",
+    "FindingFormat",
+    "FindingsConfig",
     "KafkaConfig",
     "LongText",
     "PolicyConfig",
+    "PrivacyConfig",
     "RetryConfig",
     "Settings",
     "StoreConfig",
@@ -71,9 +75,20 @@ class TopicNames:
     dlq: str = "moderation.dlq"
     replay: str = "moderation.replay"  # verdicts of replay runs (guardstream replay)
     replay_runs: str = "moderation.replay.runs"  # one record per replay run: what it covers
+    findings_ecs: str = "moderation.findings.ecs"
+    findings_ocsf: str = "moderation.findings.ocsf"
 
     def outputs(self) -> tuple[str, ...]:
-        return (self.block, self.alerts, self.archive, self.dlq, self.replay, self.replay_runs)
+        return (
+            self.block,
+            self.alerts,
+            self.archive,
+            self.dlq,
+            self.replay,
+            self.replay_runs,
+            self.findings_ecs,
+            self.findings_ocsf,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,6 +256,53 @@ class TelemetryConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CategoriesConfig:
+    """Harm categories of harmful verdicts: ``taxonomy_file`` empty means the packaged
+    MLCommons / Llama Guard 3 taxonomy (see ``streams.categorize.taxonomy``)."""
+
+    taxonomy_file: str = ""
+
+
+class FindingFormat(StrEnum):
+    """SIEM formats of the findings topics."""
+
+    ECS = "ecs"  # Elastic Common Schema, topic moderation.findings.ecs
+    OCSF = "ocsf"  # OCSF Detection Finding (2004), topic moderation.findings.ocsf
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindingsConfig:
+    """Which SIEM findings are published for harmful verdicts: a comma list of
+    ``ecs`` and ``ocsf``; empty publishes none."""
+
+    formats: str = "ecs,ocsf"
+
+    def __post_init__(self) -> None:
+        self.enabled()  # a bad list fails when the settings are built
+
+    def enabled(self) -> tuple[FindingFormat, ...]:
+        names = [n.strip().lower() for n in self.formats.split(",") if n.strip()]
+        known = {f.value for f in FindingFormat}
+        bad = [n for n in names if n not in known]
+        if bad:
+            raise ConfigError(
+                f"{ENV_PREFIX}FINDINGS_FORMATS={self.formats!r}: unknown format(s) {', '.join(bad)} "
+                f"(a comma list of {', '.join(sorted(known))}, or empty for none)"
+            )
+        return tuple(FindingFormat(n) for n in dict.fromkeys(names))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivacyConfig:
+    """What chat text leaves the archive. Off (the default): block, alert and findings
+    records carry a SHA-256 and length of each text and the reasoning summary with the
+    user's words redacted, never the text or the model's output. The archive always
+    keeps everything."""
+
+    include_text: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     topics: TopicNames = field(default_factory=TopicNames)
@@ -253,6 +315,9 @@ class Settings:
     # defined at the end of this module
     store: StoreConfig = field(default_factory=lambda: StoreConfig())
     console: ConsoleConfig = field(default_factory=lambda: ConsoleConfig())
+    categories: CategoriesConfig = field(default_factory=CategoriesConfig)
+    findings: FindingsConfig = field(default_factory=FindingsConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

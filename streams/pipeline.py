@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streams import metrics, telemetry
+from streams.categorize import Categorizer, load_taxonomy
 from streams.config import FailPolicy, LongText, RetryConfig, Settings
 from streams.engines.availability import EngineGate
 from streams.engines.base import GenerateOptions, Generation, GuardEngine
@@ -40,7 +41,7 @@ from streams.parse import (
 )
 from streams.prompt import build_prompt
 from streams.prompt.windows import TooLong, Window, plan_windows
-from streams.verdict import Outcome, Timings, Verdict, route
+from streams.verdict import Outcome, Timings, Verdict, categorize_verdict, route
 
 __all__ = ["ModerationPolicy", "generate_with_retry", "moderate_one", "to_verdict"]
 
@@ -59,6 +60,8 @@ class ModerationPolicy:
     window_overlap_tokens: int = 64
     max_windows: int = 16
     early_exit: bool = False  # prompt-only events: stop at Task 2 when Task 1's conclusion is explicit
+    # Harm categories for harmful verdicts (None: verdicts get none).
+    categorizer: Categorizer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModerationPolicy:
@@ -79,6 +82,7 @@ class ModerationPolicy:
             window_overlap_tokens=settings.policy.window_overlap_tokens,
             max_windows=settings.policy.max_windows,
             early_exit=engine.early_exit,
+            categorizer=Categorizer(load_taxonomy(settings.categories.taxonomy_file or None)),
         )
 
 
@@ -241,6 +245,8 @@ def _verdict(
         "windows": tuple(_window_summary(p) for p in parts) if len(parts) > 1 else (),
         "cached": all(isinstance(p.result, Generation) and p.result.cached for p in parts),
         "early_exit": all(p.early for p in parts),
+        "request_text": event.request,
+        "response_text": event.response,
     }
     result = deciding.result
     if isinstance(result, EngineError):
@@ -259,7 +265,7 @@ def _verdict(
         if deciding.parsed and not deciding.early
         else None
     )
-    return Verdict(
+    verdict = Verdict(
         outcome=outcome,
         status=deciding.status,
         parse_reason=reason.value if reason is not None else None,
@@ -275,6 +281,7 @@ def _verdict(
         finish_reason=result.finish_reason,
         **common,
     )
+    return categorize_verdict(verdict, policy.categorizer) if policy.categorizer is not None else verdict
 
 
 def to_verdict(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,36 @@ def shared() -> Path:
             pytest.fail(f"{SHARED} is missing: CI must run with ../shared beside the checkout")
         pytest.skip(f"needs ../shared/guardreasoner beside the checkout ({SHARED} not found)")
     return SHARED
+
+
+SIEM = SHARED.parent / "siem"
+
+
+def _run_siem_validator(fmt: str, lines: Sequence[bytes], workdir: Path) -> str:
+    path = workdir / f"records-{fmt}-{len(list(workdir.iterdir()))}.jsonl"
+    path.write_bytes(b"".join(line.rstrip(b"\n") + b"\n" for line in lines))
+    proc = subprocess.run(
+        [sys.executable, str(SIEM / "validate.py"), fmt, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"validate.py {fmt}: {output}"
+    assert output.strip().endswith(f"{len(lines)}/{len(lines)} valid"), output
+    return output
+
+
+SiemValidator = Callable[[str, Sequence[bytes]], str]
+
+
+@pytest.fixture(scope="session")
+def siem_validate(tmp_path_factory: pytest.TempPathFactory) -> SiemValidator:
+    """``check(fmt, json_lines)``: runs ``../shared/siem/validate.py ecs|ocsf`` (the authoritative
+    SIEM schema check) on the records; fails the test unless every one is valid."""
+    if not (SIEM / "validate.py").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SIEM} is missing: CI must run with ../shared beside the checkout")
+        pytest.skip(f"needs ../shared/siem beside the checkout ({SIEM} not found)")
+    workdir = tmp_path_factory.mktemp("siem")
+    return lambda fmt, lines: _run_siem_validator(fmt, lines, workdir)

@@ -31,6 +31,7 @@ from streams.replay.diff import REPLAY_RUN_HEADER, Summary
 from streams.replay.runs import RunSpec
 from streams.replay.scan import consumer_for, start_consumer
 from streams.sinks import EVENT_ID_HEADER, OutputRecord, Outputs, fit_json, records_for, replay_record
+from streams.sinks.findings import Replay
 from streams.verdict import Action, Verdict
 
 __all__ = ["Progress", "ReplayResult", "ReplayRouting", "run_replay"]
@@ -65,6 +66,8 @@ class ReplayRouting:
         self._originals = originals
         self._publish_live = publish_live
         self._limit = settings.kafka.max_record_bytes
+        self._findings = settings.findings.enabled()
+        self._include_text = settings.privacy.include_text
         self._outputs = Outputs(
             settings.topics,
             max_record_bytes=settings.kafka.max_record_bytes,
@@ -92,7 +95,7 @@ class ReplayRouting:
         limit = self._limit - len(key) - sum(len(k) + len(v) for k, v in hdrs)
         record = replay_record(verdict, run_id=self._run_id, original=self._original(verdict.event_id))
         out = [OutputRecord(topic, key, fit_json(record, limit), hdrs)]
-        if self._publish_live:
+        if self._publish_live:  # block, alert and SIEM findings (marked as a replay), no archive
             live = replace(verdict, actions=tuple(a for a in verdict.actions if a is not Action.ARCHIVE))
             run_header = [(REPLAY_RUN_HEADER, self._run)]
             out += records_for(
@@ -100,6 +103,9 @@ class ReplayRouting:
                 self._topics,
                 lambda t: [*run_header, *headers(t)],
                 max_record_bytes=self._limit,
+                findings=self._findings,
+                include_text=self._include_text,
+                replay=Replay.from_record(record),
             )
         return out
 

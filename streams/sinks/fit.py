@@ -5,15 +5,22 @@ audit trail, a runaway model output, thousands of reasoning steps).
 :func:`fit_json` shrinks such a record until its JSON fits: it repeatedly
 truncates the largest string or list in it, and names what it cut in the
 record's ``truncated`` list (JSON pointers), so nothing is cut silently.
+Records of a foreign schema (ECS, OCSF) say so where that schema allows: a
+``mark`` function puts the list there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-__all__ = ["fit_json"]
+__all__ = ["Marker", "fit_json"]
+
+# Puts the list of cut JSON pointers (filled while shrinking) into a record; also gets the
+# record's original size in bytes.
+Marker = Callable[[dict[str, Any], list[str], int], None]
 
 _ELLIPSIS = "…"
 _MIN_KEEP = 64
@@ -55,14 +62,18 @@ def _cut(value: str | list[Any], target_bytes: int) -> str | list[Any]:
     return value[: min(keep, len(value) - 1)]
 
 
-def fit_json(record: dict[str, Any], limit: int) -> bytes:
+def _mark_top_level(record: dict[str, Any], cut: list[str], _size: int) -> None:
+    record["truncated"] = cut
+
+
+def fit_json(record: dict[str, Any], limit: int, *, mark: Marker | None = None) -> bytes:
     """``record`` as JSON of at most ``limit`` bytes (shrunk and marked when needed)."""
     data = orjson.dumps(record)
     if len(data) <= limit:
         return data
     shrunk = orjson.loads(data)  # a private copy to cut
     cut: list[str] = []
-    shrunk["truncated"] = cut
+    (mark or _mark_top_level)(shrunk, cut, len(data))
     for _ in range(200):
         excess = len(data) - limit
         if excess <= 0:

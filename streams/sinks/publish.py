@@ -15,12 +15,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streams.config import DLQ_KEY_BYTES, TopicNames
+from streams.config import DLQ_KEY_BYTES, FindingFormat, TopicNames
 from streams.errors import ContractError, PublishError
-from streams.sinks.fit import fit_json
+from streams.sinks.disclosure import Disclosure
+from streams.sinks.findings import Replay, ecs_finding, ocsf_finding, trace_id_from
+from streams.sinks.findings.ecs import mark_ecs_truncated
+from streams.sinks.findings.ocsf import mark_ocsf_truncated
+from streams.sinks.fit import Marker, fit_json
 from streams.sinks.records import alert_record, archive_record, block_record, dlq_record
 from streams.telemetry import passthrough_headers
-from streams.verdict import Action, Verdict
+from streams.verdict import Action, Outcome, Verdict
 
 __all__ = [
     "EVENT_ID_HEADER",
@@ -71,14 +75,7 @@ class RecordProducer(Protocol):
     ) -> Awaitable[Any]: ...
 
 
-_BUILDERS = {
-    Action.BLOCK: block_record,
-    Action.ALERT: alert_record,
-    Action.ARCHIVE: archive_record,
-}
-
-
-_ORDER = (Action.BLOCK, Action.ALERT, Action.ARCHIVE)  # block first: it is the one that must be fast
+Build = Callable[[Headers], dict[str, Any]]  # a record's JSON, given its headers
 
 
 def records_for(
@@ -87,24 +84,55 @@ def records_for(
     headers: Headers | Callable[[str], Headers] | None = None,
     *,
     max_record_bytes: int = 1_000_000,
+    findings: Sequence[FindingFormat] = (),
+    include_text: bool = False,
+    replay: Replay | None = None,
 ) -> list[OutputRecord]:
-    """The records a verdict produces, one per action (archive last), each below ``max_record_bytes``.
+    """The records a verdict produces, each below ``max_record_bytes``: block, alert, one SIEM
+    finding per format in ``findings`` (harmful verdicts only), archive last.
 
     ``headers``: extra headers for every record, or a function of the topic giving
-    them (trace context differs per record when tracing is on).
+    them (trace context differs per record when tracing is on); a finding's
+    ``trace.id`` comes from its own ``traceparent``. ``include_text``: block, alert
+    and findings records carry the chat text and unredacted reasoning (privacy
+    default: digests and redacted reasoning). ``replay``: the verdict comes from a
+    re-moderation run; its findings are marked as such and link to the original.
     """
+    shown = Disclosure(verdict, include_text=include_text)
+    plan: list[tuple[str, Build, Marker | None]] = []
+    if Action.BLOCK in verdict.actions:  # block first: it is the one that must be fast
+        plan.append((topics.block, lambda _: block_record(verdict, shown), None))
+    if Action.ALERT in verdict.actions:
+        plan.append((topics.alerts, lambda _: alert_record(verdict, shown), None))
+    if verdict.outcome is Outcome.HARMFUL:
+        if FindingFormat.ECS in findings:
+            plan.append(
+                (
+                    topics.findings_ecs,
+                    lambda h: ecs_finding(verdict, shown, trace_id=trace_id_from(h), replay=replay),
+                    mark_ecs_truncated,
+                )
+            )
+        if FindingFormat.OCSF in findings:
+            plan.append(
+                (
+                    topics.findings_ocsf,
+                    lambda h: ocsf_finding(
+                        verdict, shown, trace_id=trace_id_from(h), replay=replay, source=topics.events
+                    ),
+                    mark_ocsf_truncated,
+                )
+            )
+    if Action.ARCHIVE in verdict.actions:
+        plan.append((topics.archive, lambda _: archive_record(verdict), None))
     key = verdict.conversation_id.encode()
     event_header = (EVENT_ID_HEADER, verdict.event_id.encode())
-    names = {Action.BLOCK: topics.block, Action.ALERT: topics.alerts, Action.ARCHIVE: topics.archive}
     records = []
-    for action in _ORDER:
-        if action not in verdict.actions:
-            continue
-        topic = names[action]
+    for topic, build, mark in plan:
         extra = headers(topic) if callable(headers) else headers or []
         hdrs = [event_header, *extra]
         limit = max_record_bytes - len(key) - sum(len(k) + len(v) for k, v in hdrs)
-        records.append(OutputRecord(topic, key, fit_json(_BUILDERS[action](verdict), limit), hdrs))
+        records.append(OutputRecord(topic, key, fit_json(build(hdrs), limit, mark=mark), hdrs))
     return records
 
 
@@ -112,15 +140,37 @@ class Outputs:
     """Builds the worker's output records: verdict records, dead letters, and replacements for
     records the broker refused. Every record it makes fits ``max_record_bytes``."""
 
-    def __init__(self, topics: TopicNames, *, max_record_bytes: int, dlq_max_value_bytes: int) -> None:
+    def __init__(
+        self,
+        topics: TopicNames,
+        *,
+        max_record_bytes: int,
+        dlq_max_value_bytes: int,
+        findings: Sequence[FindingFormat] = (),
+        include_text: bool = False,
+    ) -> None:
         self.topics = topics
         self._max_record_bytes = max_record_bytes
         self._dlq_max_value_bytes = dlq_max_value_bytes
+        self._findings = tuple(findings)
+        self._include_text = include_text
 
     def for_verdict(
-        self, verdict: Verdict, headers: Headers | Callable[[str], Headers] | None = None
+        self,
+        verdict: Verdict,
+        headers: Headers | Callable[[str], Headers] | None = None,
+        *,
+        replay: Replay | None = None,
     ) -> list[OutputRecord]:
-        return records_for(verdict, self.topics, headers, max_record_bytes=self._max_record_bytes)
+        return records_for(
+            verdict,
+            self.topics,
+            headers,
+            max_record_bytes=self._max_record_bytes,
+            findings=self._findings,
+            include_text=self._include_text,
+            replay=replay,
+        )
 
     def dead_letter(
         self,

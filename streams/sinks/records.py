@@ -2,6 +2,10 @@
 
 Every record carries ``event_id``: delivery is at-least-once, so consumers
 dedupe on it. Records are keyed by ``conversation_id`` (DLQ: the input's key).
+Block and alert records show the chat only through a
+:class:`~streams.sinks.disclosure.Disclosure` (privacy by default: digests and
+redacted reasoning); the archive record is the full verdict, chat text included.
+SIEM findings (ECS, OCSF) are built in :mod:`streams.sinks.findings`.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ from typing import Any
 from streams.config import DLQ_KEY_BYTES
 from streams.errors import ContractError
 from streams.parse import Harm
+from streams.sinks.disclosure import Disclosure, short_reason
 from streams.verdict import SCHEMA_VERSION, Outcome, Verdict
 
 __all__ = [
+    "alert_category",
     "alert_record",
     "archive_record",
     "block_record",
@@ -25,7 +31,6 @@ __all__ = [
     "short_reason",
 ]
 
-_REASON_CHARS = 280
 _MESSAGE_CHARS = 1000
 
 
@@ -40,21 +45,6 @@ def _targets(verdict: Verdict) -> list[str]:
     return targets
 
 
-def short_reason(verdict: Verdict) -> str:
-    """One line a moderator or end user can read: the deciding task's last reasoning step."""
-    if verdict.outcome is Outcome.ENGINE_ERROR:
-        return f"guard engine unavailable ({verdict.error or 'error'}); blocked by fail-closed policy"
-    if verdict.outcome is Outcome.UNPARSED:
-        status = verdict.status.value if verdict.status else "unparsed"
-        return f"guard output unreadable ({status}); blocked by fail-closed policy"
-    task = 3 if verdict.response is Harm.HARMFUL and verdict.request is not Harm.HARMFUL else 1
-    steps = next((r.steps for r in verdict.reasoning if r.task == task and r.steps), ())
-    text = (
-        " ".join(steps[-1].split()) if steps else f"{'response' if task == 3 else 'request'} judged harmful"
-    )
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
-
-
 def _base(verdict: Verdict) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
@@ -64,38 +54,54 @@ def _base(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def block_record(verdict: Verdict) -> dict[str, Any]:
+def block_record(verdict: Verdict, disclosure: Disclosure | None = None) -> dict[str, Any]:
+    shown = disclosure or Disclosure(verdict)
     return {
         **_base(verdict),
         "action": "block",
         "targets": _targets(verdict),
         "outcome": verdict.outcome.value,
-        "reason": short_reason(verdict),
+        "reason": shown.reason,
         "model": verdict.model,
         "moderated_at": verdict.moderated_at,
+        "text": shown.digests(),
+        **shown.texts(),
     }
 
 
-def alert_record(verdict: Verdict) -> dict[str, Any]:
+def alert_category(verdict: Verdict) -> str:
+    """``harmful_request``, ``harmful_response`` (the response decides if both), or ``guard_failure``."""
+    if verdict.outcome is not Outcome.HARMFUL:
+        return "guard_failure"
+    return "harmful_response" if verdict.response is Harm.HARMFUL else "harmful_request"
+
+
+def alert_record(verdict: Verdict, disclosure: Disclosure | None = None) -> dict[str, Any]:
+    shown = disclosure or Disclosure(verdict)
     if verdict.outcome is Outcome.HARMFUL:
-        category = "harmful_response" if verdict.response is Harm.HARMFUL else "harmful_request"
         severity = verdict.severity.label if verdict.severity is not None else "high"
     else:
-        category, severity = "guard_failure", "medium"
-    return {
+        severity = "medium"
+    record = {
         **_base(verdict),
-        "category": category,
+        "category": alert_category(verdict),
         "severity": severity,
         "outcome": verdict.outcome.value,
         "status": verdict.status.value if verdict.status else None,
         "answers": verdict.to_dict()["answers"],
-        "categories": [c.to_dict() for c in verdict.categories],
-        "harms": list(verdict.harms),
-        "reason": short_reason(verdict),
+        "categories": shown.categories(),
+        "harms": shown.harms(),
+        "reason": shown.reason,
         "model": verdict.model,
         "event_timestamp": verdict.event_timestamp,
         "moderated_at": verdict.moderated_at,
+        "text": shown.digests(),
+        **shown.texts(),
     }
+    reasoning = shown.reasoning()
+    if reasoning is not None:
+        record["reasoning"] = reasoning
+    return record
 
 
 def archive_record(verdict: Verdict) -> dict[str, Any]:

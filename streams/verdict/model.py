@@ -75,6 +75,10 @@ class Verdict:
     categories: tuple[HarmCategory, ...] = ()
     harms: tuple[str, ...] = ()
     severity: Severity | None = None
+    # The chat texts that were moderated (archived in full; other records see only
+    # their digests unless GUARDSTREAM_PRIVACY_INCLUDE_TEXT, see streams.sinks.disclosure).
+    request_text: str = ""
+    response_text: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +118,8 @@ class Verdict:
             "categories": [c.to_dict() for c in self.categories],
             "harms": list(self.harms),
             "severity": self.severity.label if self.severity is not None else None,
+            "request_text": self.request_text,
+            "response_text": self.response_text,
         }
 
     def to_json(self) -> bytes:
@@ -155,6 +161,8 @@ class Verdict:
             categories=tuple(HarmCategory.from_dict(c) for c in data.get("categories", [])),
             harms=tuple(data.get("harms", [])),
             severity=Severity.parse(data["severity"]) if data.get("severity") else None,
+            request_text=data.get("request_text") or "",
+            response_text=data.get("response_text"),
         )
 
     @classmethod

@@ -222,3 +222,5 @@ def test_replay_selects_by_record_time_and_can_publish_live(
     blocks = collect(settings, settings.topics.block, idle_s=2)
     assert blocks and all(r["headers"].get("guardstream-replay-run") for r in blocks)
     assert {r["value"]["event_id"] for r in blocks} <= {e.id for e in early}
+    findings = collect(settings, settings.topics.findings_ocsf, idle_s=2)
+    assert findings and all(":replay:" in r["value"]["finding_info"]["uid"] for r in findings)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -62,12 +63,14 @@ def test_one_event_span_tree_continues_the_producers_trace(
                 settings.kafka.bootstrap, settings.topics.events, [encode_event(event)], trace=True
             )
             return [
-                r async for r in read_topic(settings.kafka.bootstrap, settings.topics.archive, max_records=1)
+                r
+                for topic in (settings.topics.archive, settings.topics.findings_ecs)
+                async for r in read_topic(settings.kafka.bootstrap, topic, max_records=1)
             ]
         finally:
             await app.stop()
 
-    (archive,) = asyncio.run(asyncio.wait_for(run(), 120))
+    (archive, finding) = asyncio.run(asyncio.wait_for(run(), 120))
     finished = spans.get_finished_spans()
     by_name = {s.name: s for s in finished}
     producer = by_name[f"send {settings.topics.events}"]
@@ -85,7 +88,8 @@ def test_one_event_span_tree_continues_the_producers_trace(
     assert process.kind is SpanKind.CONSUMER
     assert engine.parent.span_id == process.context.span_id
     assert engine.kind is SpanKind.CLIENT
-    assert set(sends) == {settings.topics.block, settings.topics.alerts, settings.topics.archive}
+    t = settings.topics
+    assert set(sends) == {t.block, t.alerts, t.findings_ecs, t.findings_ocsf, t.archive}
     assert all(s.parent.span_id == process.context.span_id for s in sends.values())
 
     attrs = process.attributes
@@ -105,6 +109,8 @@ def test_one_event_span_tree_continues_the_producers_trace(
     version, header_trace, parent, _flags = headers["traceparent"].decode().split("-")
     assert int(header_trace, 16) == trace_id
     assert int(parent, 16) == sends[settings.topics.archive].context.span_id
+    # the ECS finding names the same trace
+    assert orjson.loads(finding.value)["trace"]["id"] == f"{trace_id:032x}"
 
 
 def test_trace_headers_pass_through_when_tracing_is_off(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.config import FailPolicy, Settings
+from streams.config import FailPolicy, FindingFormat, Settings
 from streams.errors import ConfigError
 
 
@@ -76,3 +76,32 @@ def test_inconsistent_settings_fail_at_start() -> None:
     with pytest.raises(ConfigError, match="MAX_TOKENS"):
         replace(base, engine=replace(base.engine, max_tokens=5000)).check()
     assert base.check() is base
+
+
+def test_findings_privacy_and_categories_settings() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.findings.enabled() == (
+        FindingFormat.ECS,
+        FindingFormat.OCSF,
+    )  # on by default (and in `up`)
+    assert defaults.privacy.include_text is False
+    assert defaults.categories.taxonomy_file == ""
+    assert {defaults.topics.findings_ecs, defaults.topics.findings_ocsf} <= set(defaults.topics.outputs())
+    settings = Settings.from_env(
+        {
+            "GUARDSTREAM_FINDINGS_FORMATS": " OCSF ",
+            "GUARDSTREAM_PRIVACY_INCLUDE_TEXT": "true",
+            "GUARDSTREAM_CATEGORIES_TAXONOMY_FILE": "/etc/guardstream/taxonomy.json",
+            "GUARDSTREAM_TOPICS_FINDINGS_ECS": "siem.ecs",
+        }
+    )
+    assert settings.findings.enabled() == (FindingFormat.OCSF,)
+    assert settings.privacy.include_text is True
+    assert settings.categories.taxonomy_file == "/etc/guardstream/taxonomy.json"
+    assert settings.topics.findings_ecs == "siem.ecs"
+    assert Settings.from_env({"GUARDSTREAM_FINDINGS_FORMATS": ""}).findings.enabled() == ()
+    assert Settings.from_env(settings.to_env()) == settings
+    isolated = settings.isolated("t")
+    assert isolated.topics.findings_ocsf.startswith("moderation.findings.ocsf.t-")
+    with pytest.raises(ConfigError, match="FINDINGS_FORMATS.*splunk"):
+        Settings.from_env({"GUARDSTREAM_FINDINGS_FORMATS": "ecs,splunk"})
