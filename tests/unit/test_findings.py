@@ -279,7 +279,11 @@ def test_privacy_default_keeps_planted_canaries_out_of_block_alert_and_findings(
     for _ in range(150):
         verdict, canary = _planted(rng)
         records = records_for(verdict, TOPICS, HEADERS, findings=BOTH)
-        assert {r.topic for r in records} == {*TOPICS.outputs()} - {TOPICS.dlq, TOPICS.replay, TOPICS.replay_runs}
+        assert {r.topic for r in records} == {*TOPICS.outputs()} - {
+            TOPICS.dlq,
+            TOPICS.replay,
+            TOPICS.replay_runs,
+        }
         for record in records:
             text = record.value.decode()
             if record.topic == TOPICS.archive:
@@ -294,7 +298,11 @@ def test_privacy_default_keeps_planted_canaries_out_of_block_alert_and_findings(
                 findings["ecs" if record.topic == TOPICS.findings_ecs else "ocsf"].append(record.value)
         shown = records_for(verdict, TOPICS, HEADERS, findings=BOTH, include_text=True)
         leaked = Counter(r.topic for r in shown if leaks(canary, r.value.decode()))
-        assert set(leaked) == set(TOPICS.outputs()) - {TOPICS.dlq, TOPICS.replay, TOPICS.replay_runs}  # include_text: every record has it
+        assert set(leaked) == set(TOPICS.outputs()) - {
+            TOPICS.dlq,
+            TOPICS.replay,
+            TOPICS.replay_runs,
+        }  # include_text: every record has it
     for fmt, values in findings.items():
         siem_validate(fmt, values)
 
