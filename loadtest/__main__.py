@@ -33,6 +33,11 @@ def main() -> None:
     p.add_argument("--engine", default="fake:sleep=0.2,concurrency=64")
     p.add_argument("--plot", default="loadtest/out/burst.png", help="PNG path ('' for none)")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("cache", help="engine calls the verdict cache saves on a stream with repeats")
+    p.add_argument("--events", type=int, default=5000)
+    p.add_argument("--repeat", type=float, default=0.3, help="share of messages drawn from a Zipf pool")
+    p.add_argument("--engine", default="fake:sleep=0.05,concurrency=64")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("early-exit", help="tokens per verdict with and without early exit (fixture model)")
     p.add_argument("--events", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=512)
@@ -64,6 +69,10 @@ def main() -> None:
         from loadtest.throughput import run
 
         result = run(args.events, trace=args.trace)
+    elif args.command == "cache":
+        from loadtest.cache import run as run_cache
+
+        result = run_cache(args.events, args.repeat, args.engine)
     elif args.command == "early-exit":
         from loadtest.early import run as run_early
 

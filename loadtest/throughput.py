@@ -72,18 +72,22 @@ async def passthrough(
 
 
 def archive_record_bytes(payload: bytes) -> int:
-    """The size of the archive record the service publishes for ``payload`` with ``fake:instant``."""
-    from streams.config import TopicNames
-    from streams.engines.base import Generation
-    from streams.engines.fake import FIXED_OUTPUT
+    """The size of the archive record the service publishes for ``payload`` with ``fake:instant``
+    and the default settings (the same moderation code, early exit included)."""
+    from streams.config import Settings
+    from streams.engines.fake import FakeEngine
     from streams.event import decode_event
-    from streams.pipeline import ModerationPolicy, to_verdict
-    from streams.sinks import records_for
+    from streams.pipeline import ModerationPolicy, moderate_one
+    from streams.sinks import Outputs
 
-    event = decode_event(payload)
-    result = Generation(text=FIXED_OUTPUT, model="fake", finish_reason="stop")
-    verdict = to_verdict(event, result, engine="fake:fake", policy=ModerationPolicy())
-    (record,) = records_for(verdict, TopicNames())
+    settings = Settings()
+    verdict = asyncio.run(
+        moderate_one(decode_event(payload), FakeEngine(), ModerationPolicy.from_settings(settings))
+    )
+    outputs = Outputs(
+        settings.topics, max_record_bytes=settings.kafka.max_record_bytes, dlq_max_value_bytes=1024
+    )
+    (record,) = outputs.for_verdict(verdict)
     return len(record.value)
 
 

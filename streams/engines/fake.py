@@ -20,6 +20,7 @@ __all__ = ["FIXED_OUTPUT", "FakeEngine", "Handler", "parse_fake_spec"]
 
 FIXED_OUTPUT = (
     "# Task 1\n\n## Reasoning Step 1\nThe request asks for ordinary information.\n\n"
+    "## Conclusion\nThe human user's request is unharmful.\n\n"
     "# Task 2\n\n## Reasoning Step 1\nThe assistant answers the request.\n\n"
     "# Task 3\n\n## Reasoning Step 1\nThe answer contains nothing harmful.\n\n"
     "---\n\nAnswers: \nRequest: unharmful\nCompletion: compliance\nResponse: unharmful\n"
