@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 
 from streams.kafka_security import KafkaTarget, client_options
 from streams.replay.runs import RunSpec
-from streams.replay.scan import consumer_for, partition_ends, partitions, scan, start_consumer
+from streams.replay.scan import consumer_for, extent, scan, start_consumer
 
 __all__ = ["load_run", "plan_run", "save_run"]
 
@@ -54,9 +54,7 @@ async def plan_run(
     consumer = consumer_for(bootstrap)
     await start_consumer(consumer, bootstrap)
     try:
-        tps = await partitions(consumer, topic)
-        ends = await partition_ends(consumer, tps)
-        beginnings = await consumer.beginning_offsets(tps)
+        tps, ends, beginnings = await extent(consumer, topic)
         starts = dict(beginnings)
         if time_from is not None:
             hints = await consumer.offsets_for_times({tp: int(time_from * 1000) for tp in tps})

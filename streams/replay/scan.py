@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaConnectionError
 from streams.errors import BrokerError
 from streams.kafka_security import KafkaTarget, bootstrap_of, client_options
 
-__all__ = ["consumer_for", "partition_ends", "partitions", "scan", "start_consumer"]
+__all__ = ["consumer_for", "extent", "partition_ends", "partitions", "scan", "start_consumer"]
 
 _PROBE_TIMEOUT_S = 10.0
 
@@ -66,6 +66,16 @@ async def partition_ends(consumer: AIOKafkaConsumer, tps: list[TopicPartition]) 
     return ends
 
 
+async def extent(
+    consumer: AIOKafkaConsumer, topic: str
+) -> tuple[list[TopicPartition], dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """The partitions of ``topic``, their ends now (:func:`partition_ends`) and their beginnings."""
+    tps = await partitions(consumer, topic)
+    ends = await partition_ends(consumer, tps)
+    beginnings = dict(await consumer.beginning_offsets(tps))
+    return tps, ends, beginnings
+
+
 async def scan(
     bootstrap: KafkaTarget, topic: str, *, starts: Mapping[int, int] | None = None
 ) -> AsyncIterator[Any]:
@@ -73,9 +83,7 @@ async def scan(
     consumer = consumer_for(bootstrap)
     await start_consumer(consumer, bootstrap)
     try:
-        tps = await partitions(consumer, topic)
-        ends = await partition_ends(consumer, tps)
-        beginnings = await consumer.beginning_offsets(tps)
+        tps, ends, beginnings = await extent(consumer, topic)
         todo = {
             tp: ends[tp] for tp in tps if ends[tp] > max(beginnings[tp], (starts or {}).get(tp.partition, 0))
         }
