@@ -20,34 +20,67 @@ that paragraph a verdict is
 - a predicate on the request: a clause whose subject is the request (it names
   it: ``request``, ``requesting``, ``prompt``, ``query``, ``message``, ``the
   user's``...; or it is ``it``/``this``, ``which``, or nothing, right after a
-  clause that names it; never when it names the response or the assistant,
-  and an embedded clause counts from its own subject, so "the user believes
-  that X is harmful" is about X), a copula (``is``, ``are``), then only words
-  from a closed list of linking, classifying and intensifying words
+  clause that names it, ``it`` also after the clause that its ``because``,
+  ``as``... clause depends on; never when it names the response or the
+  assistant, and an embedded clause counts from its own subject, so "the user
+  believes that X is harmful" is about X), a copula (``is``, ``are``), then
+  only words from a closed list of linking, classifying and intensifying words
   (``therefore``, ``clearly``, ``inherently``, ``considered``, ``classified
   as``...), then the label: "The human user's request is harmful.", "Conclude
   that the request is unharmful as it ...", "Requests for X, such as Y, are
   considered harmful.", "..., which is harmful.", "The request is a harmful
   request.", "..., making the request harmful.";
 - "<request> promotes / involves / contains ... harmful <noun>" (a closed
-  list of verbs; the negated form says what the request lacks and is no
-  verdict at all).
+  list of verbs);
+- a denial of "harmful" about the request (the same subjects), read as
+  unharmful: a negated predicate ("The request is not harmful.", "isn't
+  considered harmful", "is therefore not classified as harmful", "is
+  non-harmful", "is not a harmful request"), a denied object ("does not
+  contain / involve / promote / pose any harmful <noun>", "does not promote
+  or encourage harmful behavior", "contains no harmful content", "contains
+  nothing harmful") or denied existence ("There is nothing harmful in the
+  request.", "There is no harmful intent in this request.", "Nothing in the
+  request is harmful.").
 
-The answer is the verdicts' value when there is at least one, all are firm
-and all agree. Everything else is None, never a guess: no conclusion, no
-verdict in it, verdicts that disagree, or any verdict that is negated (``is
-not harmful``, ``is not unharmful``, ``isn't``, ``non-harmful``, ``cannot be
-considered``), hedged (``could``, ``may``, ``might``, ``would``, ``can be
-harmful``, ``potentially``, ``likely``, ``seems``, ``somewhat``...), doubted
-("it is unclear whether ..."), conditional (``harmful if ...``, ``only in
-some ...``) or one of alternatives (``harmful or unharmful``). A clause
-that asks or supposes ("determine whether the request is harmful", "if the
-request is harmful") states nothing. Words outside the closed lists make a
-clause no verdict (``harmful content``, ``no harmful intent``,
-``clearly and unequivocally harmful``). One judgment call: ``can be
-considered harmful`` classifies (the models' usual way of concluding; it
-agrees with the answer block on every recorded output), while ``can be
-harmful`` and ``could be considered harmful`` only say it may be.
+A denial is firm only when it denies the label and nothing narrower: around
+``not`` only linking and classifying words (before it also ``clearly``,
+``therefore``...; after it only ``considered``, ``classified as``...), the
+negation right before the verb (``does not``, ``doesn't``), one negation.
+Its scope is *unclear*, and it is no firm verdict, when any other word
+follows ``not`` ("not clearly harmful", "not necessarily", "not inherently",
+"not entirely"), an adverb stands between it and the verb ("does not
+explicitly promote"), a restriction follows the label ("in itself", "per
+se", "directly"), a modal carries it ("may not", "cannot be considered"), a
+second negation doubles it, or the subject is hedged or doubted. "Not only
+harmful (but ...)" affirms the label, unsurely. A denied ``unharmful`` ("is
+not unharmful") is a litotes, which often hedges: it only leans to harmful
+and never decides it (no recorded output writes it, and a wrong reading
+would block where None only costs the continuation). A denial
+followed anywhere later in the conclusion by a counterpoint (``but``,
+``however``, ``although``, ``while``...) or by an affirmative "harmful" that
+no verdict accounts for ("... does not contain harmful language. The
+sentiment is harmful.") is no firm verdict either. "There is no indication
+of harmful intent" reports evidence, as "does not seem harmful" does: no
+verdict.
+
+The answer is the firm verdicts' value when there is at least one and all
+agree, and no other verdict stands against it. Everything else is None,
+never a guess: no conclusion, no firm verdict in it, verdicts that disagree,
+or any verdict that is hedged (``could``, ``may``, ``might``, ``would``,
+``can be harmful``, ``potentially``, ``likely``, ``seems``,
+``somewhat``...), doubted ("it is unclear whether ..."), conditional
+(``harmful if ...``, ``only in some ...``, ``in many contexts``) or one of
+alternatives (``harmful or unharmful``). A denial of unclear scope only
+leans to the opposite label: it stops an answer it disagrees with, not one
+it agrees with ("The request is unharmful as it does not explicitly seek
+harmful advice."). A clause that asks or supposes ("determine whether the
+request is harmful", "if the request is harmful") states nothing. Words
+outside the closed lists make a clause no verdict (``harmful content``,
+``no harmful intent``, ``clearly and unequivocally harmful``, "cannot be
+assumed to be harmful"). One judgment call: ``can be considered
+harmful`` classifies (the models' usual way of concluding; it agrees with
+the answer block on every recorded output), while ``can be harmful`` and
+``could be considered harmful`` only say it may be.
 
 **Contract for engines** (greedy decoding makes every step exact):
 
@@ -80,6 +113,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from streams.parse.answers import Harm
@@ -217,7 +251,7 @@ _CONDITIONALS = frozenset({"if", "whether", "unless", "whenever", "once", "suppo
 _QUALIFIED = re.compile(
     r"^[\s*_`'\"]*(?:(?:or|nor|and/or|/|and|but)\s+(?:not\s+|non-?)?(?:un)?harmful\b|or\b|nor\b|/"
     r"|if\b|unless\b|when\b|whenever\b|depending\b|only\b|\?"
-    r"|in\s+(?:some|certain|other|specific)\b|under\s+(?:some|certain)\b"
+    r"|in\s+(?:some|certain|other|specific|many|most|various)\b|under\s+(?:some|certain)\b"
     r"|to\s+(?:some|a)\s+(?:extent|degree)\b)"
 )
 _REQUEST_NOUN = re.compile(
@@ -236,11 +270,58 @@ _CLAUSE = re.compile(r"[,;:()\u2014\u2013]| - |\b(?:but|however|although|though|
 
 _HARM = {"harmful": Harm.HARMFUL, "unharmful": Harm.UNHARMFUL}
 
+# --- negated verdicts: "the request is not harmful", "does not contain any harmful content" ----
+# In a copular predicate, before "not": linking, certainty and classifying words ("is therefore not
+# harmful", "is considered not harmful"); after it: classifying words only, since any other word
+# there is what the negation denies ("is not clearly harmful", "not necessarily", "not only").
+_BEFORE_NOT = _CLASSIFYING | frozenset(
+    {
+        "therefore", "thus", "hence", "so", "also", "indeed", "overall", "ultimately", "clearly",
+        "definitely", "certainly", "obviously", "evidently", "undoubtedly", "unequivocally",
+        "determined", "assessed", "found", "as",
+    }
+)  # fmt: skip
+_AFTER_NOT = _CLASSIFYING | frozenset({"determined", "assessed", "found", "as", "to", "be"})
+# Words a negated predicate may also hold; they leave the negation's scope unclear (a "-ly" adverb too).
+_SCOPE = frozenset(
+    {"necessarily", "always", "quite", "too", "very", "so", "that", "all", "exactly", "even", "particularly",
+     "inherently"}
+)  # fmt: skip
+# "not only harmful (but also ...)" affirms the label: no negation at all.
+_ONLY = frozenset({"only", "just", "merely", "simply", "solely", "purely"})
+_COPULAS = {
+    "is": "is", "are": "are", "was": "was", "remains": "remains",
+    "isn't": "is", "isnt": "is", "aren't": "are", "arent": "are", "wasn't": "was", "wasnt": "was",
+}  # fmt: skip
+_NEGATED_COPULAS = frozenset(c for c, base in _COPULAS.items() if c != base)
+_DO = frozenset({"does", "do", "did"})
+_DO_NOT = frozenset({"doesn't", "don't", "didn't", "doesnt", "dont", "didnt"})
+_PLURAL_DO = frozenset({"do", "don't", "dont"})
+# "<request> does not contain any harmful content", "contains no harmful content / nothing harmful".
+_OBJECT_DETERMINERS = frozenset({"any", "anything", "no", "nothing", "a", "an"})
+_NO = frozenset({"no", "nothing"})
+_NOUNLESS = frozenset({"anything", "nothing"})  # "contains nothing harmful": no noun after the label
+# "there is nothing harmful in the request", "there is no harmful intent in this request".
+_THERE_IS = (["there", "is"], ["there", "are"], ["there", "was"], ["there's"])
+_IN = frozenset({"in", "about", "within", "behind"})
+# After a negated label: the negation holds only for a part or a degree ("not harmful in itself").
+_RESTRICTED = re.compile(
+    r"\b(?:itself|themselves|per\s+se|on\s+its\s+own|by\s+itself|on\s+the\s+surface|at\s+face\s+value"
+    r"|in\s+isolation|as\s+such|explicitly|directly|overtly|necessarily|inherently|outright|strictly)\b"
+)
+# Anywhere after a negated verdict in the conclusion: a counterpoint makes it no conclusion.
+_CONTRAST = re.compile(
+    r"\b(?:but|however|yet|although|though|whereas|while|nevertheless|nonetheless|except|unless|despite)\b"
+)
+# "not harmful or offensive" denies both; "not harmful or unharmful", "or not" are alternatives.
+_OR_ADJECTIVE = re.compile(r"^[\s*_`'\"]*(?:or|nor)\s+(?!(?:not|non|harmful|unharmful)\b)[a-z]")
+
 
 @dataclass(frozen=True, slots=True)
 class _Verdict:
     value: Harm
-    firm: bool  # False: negated, hedged, qualified or doubted
+    firm: bool  # False: hedged, qualified, doubted, or a negation of unclear scope
+    negated: bool = False  # read from a negated label: "is not harmful" is unharmful
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,29 +349,40 @@ def _embeds(phrase: list[str], i: int) -> bool:
     return word in _WH_THAT and i > 0 and phrase[i - 1] in _REPORTING and phrase[i + 1 : i + 2] != ["to"]
 
 
+def _embedded(phrase: list[str]) -> int:
+    """Where the last embedded clause of ``phrase`` starts ("The user believes that X": at X); 0: none."""
+    return 1 + max((i for i, w in enumerate(phrase) if _embeds(phrase, i)), default=-1)
+
+
+def _own_clause(phrase: list[str]) -> list[str]:
+    return phrase[_embedded(phrase) :]
+
+
 def _is_request(phrase: list[str], ctx: _Context, *, singular: bool) -> bool:
     """Whether the subject (or object) ``phrase`` of a verdict is the request.
 
     It is when it names the request; when it is ``it``/``this`` after a sentence or clause that
     names it; when it is ``which`` (with a singular verb) or nothing (the clause begins with the
     verb: "Requests for X, such as Y, are considered harmful") after an earlier clause of the
-    sentence that names it. An embedded clause counts from its own start ("The user believes that
-    vaccines are harmful" is about vaccines), except a relative clause right after the request
-    ("Requests that involve violence are considered harmful").
+    sentence that names it, or, in a clause that starts with ``because``, ``as``..., before it in the
+    same clause. An embedded clause counts from its own start ("The user believes that vaccines are
+    harmful" is about vaccines), except a relative clause right after the request ("Requests that
+    involve violence are considered harmful").
     """
     if phrase and phrase[0] in _LIST_JOINERS:  # "Requests that involve fraud, deception, or threats"
         phrase = ctx.lead + phrase
     if len(phrase) > 1 and phrase[-1] in _RELATIVES and phrase[-2] not in _REQUEST_WORDS:
         return False  # "asks for something that is harmful": about the something
-    embedded = max((i for i, w in enumerate(phrase) if _embeds(phrase, i)), default=-1)
-    phrase = phrase[embedded + 1 :]
-    core = [w for w in phrase if w not in _CONNECTIVES]
+    start = _embedded(phrase)
+    core = [w for w in phrase[start:] if w not in _CONNECTIVES]
     if not core:
         return _names_request(ctx.lead)
     if _names_request(core):
         return True
     if len(core) == 1 and core[0] in _PRONOUNS:
-        return _names_request(ctx.previous + ctx.lead)
+        # after "because", "as"...: the clause it depends on comes first ("The request ..., as it ...")
+        main = phrase[: start - 1] if start and phrase[start - 1] in _SUBORDINATORS else []
+        return _names_request(ctx.previous + ctx.lead + main)
     return core == ["which"] and singular and _names_request(ctx.lead)
 
 
@@ -298,14 +390,174 @@ def _attributed(words: list[str], k: int, value: Harm, firm: bool, ctx: _Context
     """``words[k - 1]`` gives the request the label: "The request promotes harmful behavior"."""
     subject = words[: k - 1]
     if subject and _unsure(subject[-1]):
-        return None  # "does not promote harmful behavior" says what the request lacks: no verdict
+        return None  # "may promote harmful behavior": hedged (a denial never gets here: see _negation)
     if not firm or any(w in _CONDITIONALS or w in _DOUBTS for w in subject):
         return None  # "determine if the request contains harmful content"
     return _Verdict(value, firm) if _is_request(subject, ctx, singular=True) else None
 
 
+# A clause's negated reading: whether it negates a label (else the affirmative reading applies), and
+# the verdict it then states (None: none about the request).
+_Negation = tuple[bool, _Verdict | None]
+_AFFIRMATIVE: _Negation = (False, None)
+
+
+def _negative(word: str) -> bool:
+    return word in _NEGATIONS or word.endswith("n't")
+
+
+def _predicative(word: str) -> bool:
+    """A word that may stand between a copula (or a verb) and a negated label or the negation."""
+    if word in _COPULAS:
+        return False
+    return (
+        word in _FILLERS
+        or word in _BE
+        or word in _HEDGES
+        or word in _SCOPE
+        or word in _ONLY
+        or _negative(word)
+        or word.endswith("ly")
+    )
+
+
+def _negated_verdict(
+    subject: list[str],
+    ctx: _Context,
+    label: re.Match[str],
+    *,
+    singular: bool,
+    clear: bool,
+    only: bool = False,
+) -> _Negation:
+    """The verdict of a negated clause about ``subject``: :func:`_denial`, not firm when the subject
+    is hedged or doubted; None when it is not the request. ``only``: the clause says "not only
+    harmful (but ...)", which affirms the label: an unsure affirmative verdict."""
+    if any(w in _CONDITIONALS for w in subject) or not _is_request(subject, ctx, singular=singular):
+        return True, None
+    if only:
+        return True, _Verdict(_HARM[label["label"]], firm=False)
+    hedged = bool(subject) and _unsure(subject[-1])  # "the request likely does not contain ..."
+    return True, _denial(label, clear=clear and not hedged and not any(w in _DOUBTS for w in subject))
+
+
+def _denial(label: re.Match[str], *, clear: bool) -> _Verdict:
+    """The verdict that denies ``label``: firm when the negation is clear and denies "harmful" (a
+    denied "unharmful" is a litotes, often a hedge: it only leans to harmful)."""
+    value = Harm.UNHARMFUL if label["label"] == "harmful" else Harm.HARMFUL
+    return _Verdict(value, firm=clear and label["label"] == "harmful", negated=True)
+
+
+def _negated_existence(
+    words: list[str], label: re.Match[str], after: str, ctx: _Context, clear: bool
+) -> _Negation:
+    """Existence denied: "There is nothing harmful in the request", "There is no harmful intent
+    in this request"."""
+    if not words or words[-1] not in _NO or [w for w in words[:-1] if w not in _CONNECTIVES] not in _THERE_IS:
+        return _AFFIRMATIVE
+    rest = _WORD.findall(after)
+    at = next((i for i, w in enumerate(rest) if w in _IN), len(rest))
+    if at > 4 or not _names_request(rest[at + 1 : at + 5]) or any(w in _OTHER_WORDS for w in rest):
+        return True, None  # "there is no harmful content in the response", "... about asking X"
+    return True, _denial(label, clear=clear and label["non"] is None)
+
+
+def _negated_object(
+    words: list[str], label: re.Match[str], after: str, ctx: _Context, clear: bool
+) -> _Negation:
+    """An object denied: "<request> does not contain / promote / involve (any) harmful <noun>" (also
+    ``doesn't``, verbs joined by "or"), "<request> contains no harmful <noun>", "contains nothing
+    harmful"."""
+    k = len(words)
+    det = words[k - 1] if k and words[k - 1] in _OBJECT_DETERMINERS else None
+    verb = k - 1 if det else k
+    if verb == 0 or words[verb - 1] not in _ATTRIBUTING:
+        return _AFFIRMATIVE
+    verb -= 1
+    while verb >= 2 and words[verb - 1] in {"or", "nor"} and words[verb - 2] in _ATTRIBUTING:
+        verb -= 2  # "does not promote or encourage harmful behavior"
+    n = verb  # back over adverbs to the negation: "does not explicitly promote" (unclear)
+    while n > 0 and verb - n < 2 and not _negative(words[n - 1]) and _predicative(words[n - 1]):
+        n -= 1
+    negations = (det in _NO) + (label["non"] is not None)
+    end, singular = verb, words[verb].endswith("s")
+    if n > 0 and _negative(words[n - 1]):
+        negations += 1
+        aux = words[n - 1] if words[n - 1] in _DO_NOT else " ".join(words[max(0, n - 2) : n])
+        plain = aux in _DO_NOT or aux in {f"{do} not" for do in _DO}  # not "may not", "cannot"
+        clear = clear and plain and n == verb
+        end = n - 1 - (words[n - 1] == "not")
+        singular = aux.split()[0] not in _PLURAL_DO
+    if not negations:
+        return _AFFIRMATIVE
+    if det not in _NOUNLESS and not _NOUN_NEXT.match(after):
+        return True, None
+    clear = clear and negations == 1 and label["non"] is None
+    only = any(w in _ONLY for w in words[n:verb])  # "does not only promote harmful ..."
+    return _negated_verdict(words[:end], ctx, label, singular=singular, clear=clear, only=only)
+
+
+def _negated_copula(
+    words: list[str], label: re.Match[str], after: str, ctx: _Context, clear: bool
+) -> _Negation:
+    """A predicate denied: "<request> is not (considered) harmful", "isn't harmful", "is
+    non-harmful", "is not a harmful request", "nothing in the request is harmful"."""
+    k = len(words)
+    if _REQUEST_NOUN.match(after):  # "is not a harmful request"
+        if not k or words[k - 1] not in _ARTICLES:
+            return _AFFIRMATIVE
+        k -= 1
+    j = k
+    while j > 0 and _predicative(words[j - 1]):
+        j -= 1
+    if j == 0 or words[j - 1] not in _COPULAS:
+        return _AFFIRMATIVE
+    copula = words[j - 1]
+    predicate = ["not"] * (copula in _NEGATED_COPULAS) + words[j:k] + ["not"] * (label["non"] is not None)
+    negations = [i for i, w in enumerate(predicate) if _negative(w)]
+    subject = words[: j - 1]
+    head = _own_clause(subject)
+    while head and head[0] in _CONNECTIVES:
+        head = head[1:]
+    if head and _negative(head[0]):  # "nothing in the request is harmful", "not all requests are ..."
+        only = False
+        clear = clear and not negations and head[0] == "nothing" and len(head) > 1 and head[1] in _IN
+        clear = clear and all(w in _BEFORE_NOT for w in predicate)
+    elif negations:
+        i = negations[0]
+        only = any(w in _ONLY for w in predicate[i + 1 :])  # "is not only harmful"
+        clear = clear and len(negations) == 1 and predicate[i] == "not"
+        clear = clear and all(w in _BEFORE_NOT for w in predicate[:i])
+        clear = clear and all(w in _AFTER_NOT for w in predicate[i + 1 :])
+    else:
+        return _AFFIRMATIVE
+    singular = _COPULAS[copula] != "are"
+    return _negated_verdict(subject, ctx, label, singular=singular, clear=clear, only=only)
+
+
+def _negation(words: list[str], label: re.Match[str], after: str, ctx: _Context) -> _Negation:
+    """The negated reading of a clause (``words`` up to ``label``, ``after`` the rest of it).
+
+    The negation is *clear* when it denies the label itself and nothing narrower: not qualified
+    ("not harmful if ..."; "or" between adjectives denies both), not restricted to a part or a
+    degree ("not harmful in itself", "not explicitly"), not doubled ("does not contain no ...").
+    """
+    noun = _REQUEST_NOUN.match(after)
+    rest = after[noun.end() :] if noun else after
+    qualified = _QUALIFIED.match(rest) is not None and _OR_ADJECTIVE.match(rest) is None
+    clear = not qualified and _RESTRICTED.search(rest) is None
+    for reading in (_negated_existence, _negated_object, _negated_copula):
+        negation = reading(words, label, after, ctx, clear)
+        if negation[0]:
+            return negation
+    return _AFFIRMATIVE
+
+
 def _claim(words: list[str], label: re.Match[str], after: str, ctx: _Context) -> _Verdict | None:
     """The verdict that ``label`` states, ``words`` being its clause up to it; None if it states none."""
+    negated, verdict = _negation(words, label, after, ctx)
+    if negated:
+        return verdict
     value = _HARM[label["label"]]
     noun = _REQUEST_NOUN.match(after)  # "is a harmful request"
     if noun:
@@ -340,8 +592,8 @@ def _claim(words: list[str], label: re.Match[str], after: str, ctx: _Context) ->
         return _attributed(words, k, value, firm, ctx)
     if words[k - 1] in _COPULA:
         subject, singular = words[: k - 1], words[k - 1] in {"is", "was", "remains"}
-    elif has_be:  # "the request can be considered harmful": the auxiliary was walked over
-        subject, singular = words[:k], False
+    elif has_be and not any(w in _BE or _negative(w) for w in words[:k]):
+        subject, singular = words[:k], False  # "the request can be considered harmful": auxiliary walked over
     else:
         return None  # "harmful content", "no harmful intent": no predicate, no verdict
     if any(w in _DOUBTS for w in subject):
@@ -351,22 +603,45 @@ def _claim(words: list[str], label: re.Match[str], after: str, ctx: _Context) ->
     return _Verdict(value, firm) if _is_request(subject, ctx, singular=singular) else None
 
 
+def _pieces(pattern: re.Pattern[str], text: str) -> Iterator[tuple[int, str]]:
+    """``pattern.split(text)``, each piece with its offset in ``text``."""
+    start = 0
+    for separator in pattern.finditer(text):
+        yield start, text[start : separator.start()]
+        start = separator.end()
+    yield start, text[start:]
+
+
 def _claims(text: str) -> list[_Verdict]:
-    """The verdicts about the request that ``text`` (normalised) states, sentence by sentence."""
-    out: list[_Verdict] = []
+    """The verdicts about the request that ``text`` (normalised) states, sentence by sentence.
+
+    A negated verdict stays firm only when nothing after it turns or contradicts it: no
+    counterpoint ("but", "however", "although"...) and no "harmful" that is neither negated nor
+    part of a verdict ("The request does not contain harmful language. The sentiment is harmful.").
+    """
+    found: list[tuple[int, _Verdict]] = []  # each verdict with the offset where its label ends
+    loose: list[int] = []  # offsets of the other affirmative "harmful"s
     previous: list[str] = []
-    for sentence in _SENTENCE.split(text):
+    for start, sentence in _pieces(_SENTENCE, text):
         lead: list[str] = []
-        for clause in _CLAUSE.split(sentence):
+        for offset, clause in _pieces(_CLAUSE, sentence):
             for label in _LABEL.finditer(clause):
                 words = _WORD.findall(clause[: label.start()])
-                found = _claim(words, label, clause[label.end() :], _Context(previous, lead))
-                if found is not None:
-                    out.append(found)
+                verdict = _claim(words, label, clause[label.end() :], _Context(previous, lead))
+                at = start + offset
+                if verdict is not None:
+                    found.append((at + label.end(), verdict))
+                elif label.group() == "harmful" and not any(_negative(w) for w in lead + words):
+                    loose.append(at + label.start())
             lead = lead + _WORD.findall(clause)
         if lead:
             previous = lead
-    return out
+    return [
+        _Verdict(v.value, firm=False, negated=True)
+        if v.negated and v.firm and (_CONTRAST.search(text, end) or any(at > end for at in loose))
+        else v
+        for end, v in found
+    ]
 
 
 def _verdicts(lines: list[str]) -> list[_Verdict]:
@@ -431,10 +706,15 @@ def early_answer(text: str) -> Harm | None:
     Never raises.
     """
     verdicts = _verdicts(_conclusion(text))
-    if not verdicts or not all(v.firm for v in verdicts):
+    values = {v.value for v in verdicts if v.firm}
+    if len(values) != 1:
+        return None  # no firm verdict, or firm verdicts that disagree
+    value = values.pop()
+    # A verdict that is not firm vetoes the answer, except a negation of unclear scope that leans
+    # the same way: "The request is unharmful as it does not explicitly seek harmful advice."
+    if any(not v.firm and (not v.negated or v.value is not value) for v in verdicts):
         return None
-    values = {v.value for v in verdicts}
-    return values.pop() if len(values) == 1 else None
+    return value
 
 
 def _first_stop(text: str) -> tuple[int, str] | None:
