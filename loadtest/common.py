@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +24,15 @@ from streams.kafka_security import KafkaTarget, client_options
 from streams.process import WorkerProcess
 from streams.topics import ensure_topics
 
-__all__ = ["event_payloads", "machine", "observe", "produce", "run_settings", "started_worker"]
+__all__ = [
+    "stdout_to_stderr",
+    "event_payloads",
+    "machine",
+    "observe",
+    "produce",
+    "run_settings",
+    "started_worker",
+]
 
 _WORDS = ("weather", "recipe", "python", "garden", "history", "music", "travel", "budget", "poem", "math")
 
@@ -121,6 +131,21 @@ def machine() -> dict[str, Any]:
         f"{platform.python_version()}",
         "commit": commit.stdout.strip() or None,
     }
+
+
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 points at stderr meanwhile, for this process and the processes it starts
+    (vLLM's engine logs to stdout): stdout stays for the JSON result."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from loadtest.common import machine
+from loadtest.common import machine, stdout_to_stderr
 from loadtest.engine import ROOT, VLLM_ENV, _config, _requests
 from streams.event import ChatEvent
 from streams.pipeline import ModerationPolicy, moderate_one
@@ -68,4 +68,5 @@ async def _measure(events: int, max_tokens: int) -> dict[str, Any]:
 
 def run(events: int = 64, max_tokens: int = 512) -> dict[str, Any]:
     os.environ.update(VLLM_ENV)
-    return asyncio.run(_measure(events, max_tokens))
+    with stdout_to_stderr():
+        return asyncio.run(_measure(events, max_tokens))
