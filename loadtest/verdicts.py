@@ -59,10 +59,10 @@ def archive_records(
             picked_up=at - engine_s - 0.01,
             clock=_fixed(at),
         )
-        record = verdict.to_dict()
-        if retain_text:
-            record["request_text"] = sample.request
-            record["response_text"] = sample.response
+        record = verdict.to_dict()  # the worker keeps the chat text on the archive
+        if not retain_text:  # as archived by a worker that did not (older versions)
+            record.pop("request_text", None)
+            record.pop("response_text", None)
         records.append(record)
     return records
 
