@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 Ack = Callable[[Any], Awaitable[Any]]
 HeaderFn = Callable[[str], list[tuple[str, bytes]]]
+
+_STALL_LOG_S = 30.0
 Fatal = Callable[[BaseException], Awaitable[None]]
 
 
@@ -239,12 +241,12 @@ class Moderator:
         self.start()
         metrics.EVENTS.inc(len(batch))
         metrics.BATCH_SIZE.observe(len(batch))
-        await self.gate.wait_open()
+        await self._waiting("the engine", self.gate.wait_open())
         current = self._generation() if self._generation is not None else None
         for item in batch:
             if current is not None and item.generation is not None and item.generation != current:
                 continue  # fetched before a rebalance: the partition's owner reads it again
-            await self._tracker.wait_for_room()
+            await self._waiting("earlier events of their partitions", self._tracker.wait_for_room())
             ticket = self._tracker.track(item.tp, item.offset, item.handle)
             if select is not None and not select(item):
                 self._outbox.put(ticket, ())
@@ -259,12 +261,32 @@ class Moderator:
                 error = ContractError("undecodable", f"{type(exc).__name__}: {exc}")
                 self._outbox.put(ticket, self._dead_letter(item, error))
                 continue
-            await self._slots.acquire()
+            await self._waiting("a moderation slot", self._slots.acquire())
             self._holding.add(ticket)
             metrics.IN_FLIGHT.inc()
             task = asyncio.create_task(self._moderate(ticket, item, event))
             self._tasks[ticket] = task
             task.add_done_callback(partial(self._forget, ticket))
+
+    async def _waiting(self, what: str, waiter: Awaitable[Any]) -> None:
+        """Await ``waiter``; say so in the log while it takes long (a stalled worker must show why)."""
+        task = asyncio.ensure_future(waiter)
+        waited = 0.0
+        while True:
+            done, _ = await asyncio.wait([task], timeout=_STALL_LOG_S)
+            if done:
+                task.result()
+                return
+            waited += _STALL_LOG_S
+            logger.warning(
+                "waiting for %s waited_s=%.0f in_flight=%d unacked=%d unpublished=%d engine_up=%s",
+                what,
+                waited,
+                len(self._holding),
+                self._tracker.pending,
+                self._outbox.queued,
+                self.gate.is_open,
+            )
 
     def revoke(self, partitions: Iterable[Hashable]) -> None:
         """Partitions taken away by a rebalance: stop their work, never ack them."""

@@ -55,6 +55,8 @@ RECORD_ERRORS: tuple[type[BaseException], ...] = (
     PolicyViolationError,
 )
 
+_SLOW_PUBLISH_S = 30.0  # a publish slower than this is logged (the producer times out by itself)
+
 Rejected = Callable[[OutputRecord, Ticket, BaseException], OutputRecord]
 Published = Callable[[list[Ticket]], Awaitable[None]]
 
@@ -180,7 +182,11 @@ class Outbox:
                 continue
             sent.append((record, ticket, future))
         if sent:
-            results = await asyncio.gather(*(future for _, _, future in sent), return_exceptions=True)
+            acks = asyncio.gather(*(future for _, _, future in sent), return_exceptions=True)
+            done, _ = await asyncio.wait([acks], timeout=_SLOW_PUBLISH_S)
+            if not done:
+                logger.warning("waiting for the broker to acknowledge records=%d", len(sent))
+            results = await acks
             for (record, ticket, _), result in zip(sent, results, strict=True):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
