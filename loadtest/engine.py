@@ -168,7 +168,7 @@ def _service(
         settings = run_settings(
             b.bootstrap,
             f"vllm:{model}",
-            batch=BatchConfig(max_size=64, max_wait_s=0.02, max_in_flight=len(requests)),
+            batch=BatchConfig(max_in_flight=len(requests)),
         )
         settings = replace(
             settings,

@@ -34,7 +34,7 @@ from streams.kafka_security import client_options
 __all__ = ["run_burst", "run_latency", "saturating_rate"]
 
 DEFAULT_ENGINE = "fake:sleep=0.2,concurrency=64"
-_BATCH = BatchConfig(max_size=64, max_wait_s=0.02, max_in_flight=512)
+_BATCH = BatchConfig(max_in_flight=512)
 
 
 def saturating_rate(engine: str) -> float:

@@ -60,9 +60,7 @@ def _fake_server(log: Path, concurrency: int) -> Iterator[str]:
 
 
 def _measure(bootstrap: str, engine: str, workers: int, events: int, in_flight: int, tmp: Path) -> float:
-    settings = run_settings(
-        bootstrap, engine, batch=BatchConfig(max_size=16, max_wait_s=0.02, max_in_flight=in_flight)
-    )
+    settings = run_settings(bootstrap, engine, batch=BatchConfig(max_in_flight=in_flight))
     settings = replace(settings, kafka=replace(settings.kafka, partitions=6))
     asyncio.run(ensure_topics(settings.kafka, settings.topics))
     with ExitStack() as stack:

@@ -201,8 +201,6 @@ def run(events: int, *, trace: bool = False, batch: BatchConfig | None = None) -
         "output_records_per_event": 1,
         "output_record_bytes": output_bytes,
         "batch": {
-            "max_size": batch.max_size,
-            "max_wait_s": batch.max_wait_s,
             "max_in_flight": batch.max_in_flight,
             "max_unacked": batch.max_unacked,
         },

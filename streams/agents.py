@@ -241,12 +241,14 @@ class Moderator:
         self.start()
         metrics.EVENTS.inc(len(batch))
         metrics.BATCH_SIZE.observe(len(batch))
-        await self._waiting("the engine", self.gate.wait_open())
+        if not self.gate.is_open:
+            await self._waiting("the engine", self.gate.wait_open())
         current = self._generation() if self._generation is not None else None
         for item in batch:
             if current is not None and item.generation is not None and item.generation != current:
                 continue  # fetched before a rebalance: the partition's owner reads it again
-            await self._waiting("earlier events of their partitions", self._tracker.wait_for_room())
+            if self._tracker.full:
+                await self._waiting("earlier events of their partitions", self._tracker.wait_for_room())
             ticket = self._tracker.track(item.tp, item.offset, item.handle)
             if select is not None and not select(item):
                 self._outbox.put(ticket, ())
@@ -261,7 +263,10 @@ class Moderator:
                 error = ContractError("undecodable", f"{type(exc).__name__}: {exc}")
                 self._outbox.put(ticket, self._dead_letter(item, error))
                 continue
-            await self._waiting("a moderation slot", self._slots.acquire())
+            if self._slots.locked():
+                await self._waiting("a moderation slot", self._slots.acquire())
+            else:
+                await self._slots.acquire()  # free: returns at once
             self._holding.add(ticket)
             metrics.IN_FLIGHT.inc()
             task = asyncio.create_task(self._moderate(ticket, item, event))

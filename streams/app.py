@@ -120,19 +120,23 @@ def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | No
 
     @app.agent(events_topic, name="guardstream.moderate")
     async def moderate_events(stream: Any) -> None:
+        # Event by event with manual acks (the Moderator acks in offset order once the outputs
+        # are published). Not Faust's noack_take: its buffer can deadlock after a rebalance
+        # (seen here: the stream stops delivering while partitions still have events).
+        events = stream.noack()
         moderator = Moderator(
             settings=settings,
             engine=engine,
             producer=app.producer,
-            ack=stream.ack,
+            ack=events.ack,
             on_fatal=app.crash,
             gate=gate,
             generation=lambda: app.consumer_generation_id,
         )
         moderators.append(moderator)
         try:
-            async for batch in stream.noack_take(settings.batch.max_size, within=settings.batch.max_wait_s):
-                await moderator.admit([InputRecord.from_faust(event) for event in batch])
+            async for event in events.events():
+                await moderator.admit((InputRecord.from_faust(event),))
         finally:
             moderators.remove(moderator)
             await moderator.drain(settings.batch.drain_timeout_s)

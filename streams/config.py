@@ -136,7 +136,7 @@ class KafkaConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BatchConfig:
-    """How the agent takes events: up to ``max_size`` or ``max_wait_s``, whichever first.
+    """How many events the agent holds.
 
     ``max_in_flight`` bounds the events being moderated at once (taken from Kafka,
     not yet published); each event frees its slot when its own outputs are
@@ -147,8 +147,6 @@ class BatchConfig:
     how long a stopping worker waits for what is in flight.
     """
 
-    max_size: int = 64
-    max_wait_s: float = 0.05
     max_in_flight: int = 256
     max_unacked: int = 4096
     drain_timeout_s: float = 60.0
@@ -393,8 +391,8 @@ class Settings:
                 f"POLICY_DLQ_MAX_VALUE_BYTES={policy.dlq_max_value_bytes} makes dead-letter records of up "
                 f"to {dlq_bytes} bytes, more than KAFKA_MAX_RECORD_BYTES={kafka.max_record_bytes}"
             )
-        if batch.max_size < 1 or batch.max_in_flight < 1:
-            problems.append("BATCH_MAX_SIZE and BATCH_MAX_IN_FLIGHT must be at least 1")
+        if batch.max_in_flight < 1:
+            problems.append("BATCH_MAX_IN_FLIGHT must be at least 1")
         if batch.max_unacked < batch.max_in_flight:
             problems.append(
                 f"BATCH_MAX_UNACKED={batch.max_unacked} must be at least "

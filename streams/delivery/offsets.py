@@ -58,6 +58,10 @@ class OffsetTracker:
     def pending(self) -> int:
         return self._pending
 
+    @property
+    def full(self) -> bool:
+        return self._pending >= self._max_pending
+
     def track(self, partition: Hashable, offset: int, handle: Any) -> Ticket:
         ticket = Ticket(partition, offset, handle)
         queue = self._queues.get(partition)

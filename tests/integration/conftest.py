@@ -43,7 +43,7 @@ def settings_factory(broker: EmbeddedBroker) -> SettingsFactory:
             base,
             kafka=replace(base.kafka, bootstrap=broker.bootstrap, partitions=4),
             engine=replace(base.engine, spec=engine, timeout_s=30.0),
-            batch=BatchConfig(max_size=16, max_wait_s=0.05, max_in_flight=64),
+            batch=BatchConfig(max_in_flight=64),
             retry=RetryConfig(attempts=2, backoff_initial_s=0.1, backoff_max_s=0.5),
             # off unless a test is about it: most tests send many identical "hello" events
             cache=CacheConfig(enabled=False),

@@ -51,7 +51,7 @@ def test_a_later_batch_finishing_first_commits_nothing_past_the_earlier_one(
     settings = replace(
         base,
         kafka=replace(base.kafka, partitions=1, commit_interval_s=0.2),
-        batch=BatchConfig(max_size=4, max_wait_s=0.05, max_in_flight=64),
+        batch=BatchConfig(max_in_flight=64),
     )
     # fresh topics with one partition (the factory created 4-partition ones)
     settings = replace(settings, topics=replace(settings.topics, events=settings.topics.events + ".p1"))

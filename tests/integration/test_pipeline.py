@@ -110,7 +110,7 @@ def test_sigkill_mid_stream_then_restart_leaves_no_event_without_verdict(
     shared: Path, settings_factory: SettingsFactory, worker_factory: WorkerFactory
 ) -> None:
     settings = settings_factory(engine=f"recorded:{shared}/predictions/3B/HarmBenchResponse")
-    settings = replace(settings, batch=replace(settings.batch, max_size=4, max_in_flight=8))
+    settings = replace(settings, batch=replace(settings.batch, max_in_flight=8))
     events = [
         replace(e, id=f"{e.id}-r{round_}")
         for round_ in range(3)

@@ -61,7 +61,7 @@ def test_chaos_sigkill_at_random_moments_loses_no_event(
 ) -> None:
     server = fake_openai(delay=(0.0, 1.5))  # replies finish out of order
     settings = settings_factory(engine=f"openai:{server.url}")
-    settings = replace(settings, batch=BatchConfig(max_size=16, max_wait_s=0.05, max_in_flight=64))
+    settings = replace(settings, batch=BatchConfig(max_in_flight=64))
     events = make_events(3000, prefix="chaos")
     rng = random.Random(7)  # noqa: S311 - test schedule, not security
     worker = worker_factory(settings)

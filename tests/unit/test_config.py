@@ -17,16 +17,16 @@ def test_env_overrides_are_typed() -> None:
     settings = Settings.from_env(
         {
             "GUARDSTREAM_KAFKA_BOOTSTRAP": "kafka:9092",
-            "GUARDSTREAM_BATCH_MAX_SIZE": "128",
-            "GUARDSTREAM_BATCH_MAX_WAIT_S": "0.2",
+            "GUARDSTREAM_BATCH_MAX_IN_FLIGHT": "128",
+            "GUARDSTREAM_BATCH_DRAIN_TIMEOUT_S": "0.2",
             "GUARDSTREAM_POLICY_FAIL_POLICY": "FAIL_OPEN",
             "GUARDSTREAM_TELEMETRY_CAPTURE_CONTENT": "yes",
             "GUARDSTREAM_ENGINE_SERVED_MODEL_NAME": "gr-1b",
         }
     )
     assert settings.kafka.bootstrap == "kafka:9092"
-    assert settings.batch.max_size == 128
-    assert settings.batch.max_wait_s == 0.2
+    assert settings.batch.max_in_flight == 128
+    assert settings.batch.drain_timeout_s == 0.2
     assert settings.policy.fail_policy is FailPolicy.FAIL_OPEN
     assert settings.telemetry.capture_content is True
     assert settings.engine.served_model_name == "gr-1b"
@@ -35,7 +35,7 @@ def test_env_overrides_are_typed() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"GUARDSTREAM_BATCH_MAX_SIZE": "many"}, "not a valid int"),
+        ({"GUARDSTREAM_BATCH_MAX_IN_FLIGHT": "many"}, "not a valid int"),
         ({"GUARDSTREAM_POLICY_FAIL_POLICY": "sometimes"}, "not a valid FailPolicy"),
         ({"GUARDSTREAM_KAFKA_BOOTSTRAPP": "x"}, "unknown settings"),
     ],
