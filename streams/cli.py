@@ -328,8 +328,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
-    if not args.verbose:  # the Kafka client's INFO lines are noise for a command-line user
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    if not args.verbose:  # the Kafka and HTTP clients' INFO lines (one per request) are noise
+        for noisy in ("aiokafka", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
         code = args.func(args, settings)
