@@ -25,10 +25,8 @@ from typing import Any
 import orjson
 import pytest
 
-from loadtest.verdicts import archive_records, replay_record
 from streams.broker import EmbeddedBroker, free_port, wait_for_port
 from streams.config import Settings
-from streams.engines.recorded import load_recordings
 from streams.eval import load_benchmark
 from streams.export.training import prompt_input
 from streams.process import WorkerProcess
@@ -36,7 +34,7 @@ from streams.topics import ensure_named_topics
 
 from .consoles import PASSWORD
 from .pg import count, postgres, store_url, wait_until
-from .test_store import produce, record_bytes, store_settings, trace_of
+from .test_store import produce, record_bytes, store_settings, trace_of, xstest_live_and_replay
 
 pytestmark = pytest.mark.integration
 __all__ = ["postgres", "store_url"]  # fixtures used here
@@ -100,25 +98,10 @@ def services(
     settings = replace(settings, console=replace(settings.console, port=free_port()))
     bench = load_benchmark(shared / "benchmark" / "0_6_xstest_response_harmful.json")
     start = time.time() - 50 * 60  # spread over the last 50 minutes, as live traffic would be
-    live = archive_records(
-        bench.samples,
-        load_recordings(shared / "predictions" / "1B" / "XSTestReponseHarmful").outputs,
-        prefix="xs",
-        model="GuardReasoner-1B",
-        moderated_at=start,
-        spacing_s=50 * 60 / len(bench.samples),
+    live, replays = xstest_live_and_replay(
+        shared, "3b-audit", live_at=start, spacing_s=50 * 60 / len(bench.samples)
     )
     by_id = {r["event_id"]: r for r in live}
-    replays = [
-        replay_record(r, "3b-audit", by_id.get(r["event_id"]))
-        for r in archive_records(
-            bench.samples,
-            load_recordings(shared / "predictions" / "3B" / "XSTestReponseHarmful").outputs,
-            prefix="xs",
-            model="GuardReasoner-3B",
-            moderated_at=time.time(),
-        )
-    ]
     replay_by_id = {r["event_id"]: r for r in replays}
     # the verdict the reviewer will correct: 1B said harmful, 3B read the exchange differently
     target = next(

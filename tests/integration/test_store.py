@@ -112,6 +112,24 @@ def record_bytes(records: Sequence[dict[str, Any]]) -> list[tuple[bytes, bytes, 
     return out
 
 
+def xstest_live_and_replay(
+    shared: Path, run_id: str, *, live_at: float, spacing_s: float = 0.001
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """XSTest's recorded 1B outputs as live archive records, and a 3B replay of them as run ``run_id``."""
+    bench = load_benchmark(shared / "benchmark" / "0_6_xstest_response_harmful.json")
+
+    def records(size: str, **at: float) -> list[dict[str, Any]]:
+        outputs = load_recordings(shared / "predictions" / size / "XSTestReponseHarmful").outputs
+        return archive_records(bench.samples, outputs, prefix="xs", model=f"GuardReasoner-{size}", **at)
+
+    live = records("1B", moderated_at=live_at, spacing_s=spacing_s)
+    by_id = {r["event_id"]: r for r in live}
+    replayed = [
+        replay_record(r, run_id, by_id.get(r["event_id"])) for r in records("3B", moderated_at=time.time())
+    ]
+    return live, replayed
+
+
 def test_worker_then_store_every_verdict_exactly_once(
     shared: Path,
     settings_factory: SettingsFactory,
@@ -275,25 +293,8 @@ def test_replays_are_stored_beside_live_verdicts_and_flips_are_marked(
     settings = store_settings(
         replace(base, kafka=replace(base.kafka, bootstrap=broker.bootstrap, partitions=2)), store_url
     )
-    bench = load_benchmark(shared / "benchmark" / "0_6_xstest_response_harmful.json")
-    live = archive_records(
-        bench.samples,
-        load_recordings(shared / "predictions" / "1B" / "XSTestReponseHarmful").outputs,
-        prefix="xs",
-        model="GuardReasoner-1B",
-        moderated_at=time.time(),
-    )
+    live, replayed = xstest_live_and_replay(shared, "run-3b", live_at=time.time())
     by_id = {r["event_id"]: r for r in live}
-    replayed = [
-        replay_record(r, "run-3b", by_id.get(r["event_id"]))
-        for r in archive_records(
-            bench.samples,
-            load_recordings(shared / "predictions" / "3B" / "XSTestReponseHarmful").outputs,
-            prefix="xs",
-            model="GuardReasoner-3B",
-            moderated_at=time.time(),
-        )
-    ]
     asyncio.run(ensure_named_topics(settings.kafka, [settings.topics.archive, settings.topics.replay]))
     produce(settings.kafka.bootstrap, settings.topics.archive, record_bytes(live))
     replay_bytes = record_bytes(replayed)
