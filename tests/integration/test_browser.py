@@ -15,7 +15,6 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -31,6 +30,7 @@ from streams.eval import load_benchmark
 from streams.export.training import prompt_input
 from streams.process import WorkerProcess
 from streams.topics import ensure_named_topics
+from tests.cli import cli_env, run_cli
 
 from .consoles import PASSWORD
 from .pg import count, postgres, store_url, wait_until
@@ -39,7 +39,6 @@ from .test_store import produce, record_bytes, store_settings, trace_of, xstest_
 pytestmark = pytest.mark.integration
 __all__ = ["postgres", "store_url"]  # fixtures used here
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -63,18 +62,7 @@ def chromium() -> str:
 
 
 def guardstream(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDSTREAM_")}
-    env.update(settings.to_env())
-    proc = subprocess.run(
-        [sys.executable, "-m", "streams", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    proc = run_cli(*args, env=cli_env(settings), stdin=stdin, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

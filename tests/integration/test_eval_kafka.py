@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.cli import run_cli
 
 from ..conftest import RECORDED_DATASETS
 
@@ -15,13 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 def _eval(*args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "streams", "eval", "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_cli("eval", "--json", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from streams.store.queue import get_verdict
 from streams.store.reviews import add_review, decide_review
 from streams.store.roles import Role
 from streams.store.users import User
+from tests.cli import cli_env, run_cli
 
 from .consoles import add_users, seed
 from .pg import postgres, store_url
@@ -29,7 +27,6 @@ from .pg import postgres, store_url
 pytestmark = pytest.mark.integration
 __all__ = ["postgres", "store_url"]  # fixtures used here
 
-ROOT = Path(__file__).resolve().parents[2]
 BENCH = "0_6_xstest_response_harmful"
 
 
@@ -48,16 +45,8 @@ def review(url: str, event_id: str, **body: Any) -> None:
 
 
 def export(url: str, fmt: str, out: Path) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDSTREAM_")}
-    env["GUARDSTREAM_STORE_URL"] = url
-    proc = subprocess.run(
-        [sys.executable, "-m", "streams", "export", "--format", fmt, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
+    proc = run_cli(
+        "export", "--format", fmt, "--out", str(out), env=cli_env(GUARDSTREAM_STORE_URL=url), timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary: dict[str, Any] = orjson.loads(proc.stderr.strip().splitlines()[-1])

@@ -21,6 +21,7 @@ from streams.eval import load_benchmark
 from streams.event import ChatEvent
 from streams.parse import ParseStatus, parse
 from streams.sinks import validate
+from tests.cli import cli_env
 
 from .conftest import SettingsFactory, WorkerFactory, archive_ids, collect, send
 
@@ -87,8 +88,7 @@ def _expected_diff(shared: Path, events: list[ChatEvent]) -> dict[str, Any]:
 
 
 def _cli(settings: Settings, *args: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDSTREAM_")}
-    env.update(settings.to_env())
+    env = cli_env(settings)
     with log.open("ab") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "streams", *args],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from streams.store.migrate import current_revision, upgrade
 from streams.store.records import trace_id_from_headers
 from streams.store.sink import StoreSink
 from streams.topics import ensure_named_topics
+from tests.cli import ROOT, cli_env
 
 from .conftest import SettingsFactory, WorkerFactory, collect
 from .pg import count, create_database, log_text, postgres, store_url, wait_until, with_dbname
@@ -374,14 +374,13 @@ def test_a_row_the_database_refuses_becomes_a_reject_and_the_batch_goes_on(
 
 def test_concurrent_starts_migrate_the_schema_once(postgres: Database) -> None:
     url = create_database(postgres, migrate=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUARDSTREAM_")}
-    env["GUARDSTREAM_STORE_URL"] = url
+    env = cli_env(GUARDSTREAM_STORE_URL=url)
     # four commands starting together on a new database (each migrates first)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "streams", "users", "list"],
             env=env,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )

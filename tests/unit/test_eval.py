@@ -1,23 +1,17 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
+from tests.cli import run_cli
+
 from ..conftest import RECORDED_DATASETS
 
 FIELD = {"prompt_harm": "request", "response_harm": "response", "refusal": "completion"}
 POSITIVE = {"request": "harmful", "response": "harmful", "completion": "refusal"}
-
-
-def _guardstream(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args], capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def _reference_f1(benchmark: Path, recorded: Path, field: str) -> float:
@@ -50,7 +44,7 @@ def _reference_f1(benchmark: Path, recorded: Path, field: str) -> float:
 def test_eval_json_matches_a_clean_reference(shared: Path, model: str) -> None:
     results = []
     for stem, folder in RECORDED_DATASETS.items():
-        proc = _guardstream(
+        proc = run_cli(
             "eval",
             "--benchmark",
             str(shared / "benchmark" / f"{stem}.json"),
@@ -79,21 +73,19 @@ def test_eval_json_matches_a_clean_reference(shared: Path, model: str) -> None:
 def test_weighted_average_and_table(shared: Path) -> None:
     stems = ["0_0_SimpleSafetyTests", "0_1_AegisSafetyTest", "0_3_harmbench_prompt"]
     files = [str(shared / "benchmark" / f"{s}.json") for s in stems]
-    proc = _guardstream(
-        "eval", "--benchmark", *files, "--recorded", str(shared / "predictions" / "3B"), "--json"
-    )
+    proc = run_cli("eval", "--benchmark", *files, "--recorded", str(shared / "predictions" / "3B"), "--json")
     assert proc.returncode == 0, proc.stderr
     report = orjson.loads(proc.stdout)
     rows = report["results"]
     expected = sum(r["f1"] * r["n"] for r in rows) / sum(r["n"] for r in rows)
     assert report["weighted_f1"]["prompt_harm"] == pytest.approx(expected, abs=1e-3)
-    table = _guardstream("eval", "--benchmark", *files, "--recorded", str(shared / "predictions" / "3B"))
+    table = run_cli("eval", "--benchmark", *files, "--recorded", str(shared / "predictions" / "3B"))
     assert table.returncode == 0
     assert "0_1_AegisSafetyTest" in table.stdout and "91.39" in table.stdout  # paper's 3B number beside ours
 
 
 def test_conflicting_recordings_fail_loudly(shared: Path) -> None:
-    proc = _guardstream(
+    proc = run_cli(
         "eval",
         "--benchmark",
         str(shared / "benchmark" / "0_7_xstest_response_refusal.json"),
@@ -107,7 +99,7 @@ def test_conflicting_recordings_fail_loudly(shared: Path) -> None:
 
 
 def test_missing_recording_is_an_error_not_a_skip(shared: Path) -> None:
-    proc = _guardstream(
+    proc = run_cli(
         "eval",
         "--benchmark",
         str(shared / "benchmark" / "0_1_AegisSafetyTest.json"),

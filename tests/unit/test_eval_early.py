@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
@@ -18,6 +17,7 @@ from streams.parse import Harm
 from streams.pipeline import ModerationPolicy
 from streams.prompt import build_prompt
 from streams.verdict import Outcome
+from tests.cli import run_cli
 
 PROMPT_HARM = {
     "0_0_SimpleSafetyTests": "SimpleSafetyTests",
@@ -38,15 +38,9 @@ TELLTALE = (
 )
 
 
-def _guardstream(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams", *args], capture_output=True, text=True, timeout=300, check=False
-    )
-
-
 def _eval(shared: Path, stems: list[str], recorded: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     files = [str(shared / "benchmark" / f"{stem}.json") for stem in stems]
-    return _guardstream("eval", "--early-exit", "--benchmark", *files, "--recorded", str(recorded), *extra)
+    return run_cli("eval", "--early-exit", "--benchmark", *files, "--recorded", str(recorded), *extra)
 
 
 @pytest.mark.parametrize("model", ["1B", "3B"])
@@ -67,7 +61,7 @@ def test_early_exit_goal_on_the_recorded_outputs(shared: Path, model: str) -> No
         assert stats["exited"] > 0 and stats["agreement"] >= 0.99
         assert 0.0 < stats["saved_fraction"] < 1.0
         # The full-output F1 is the plain eval's.
-        plain = _guardstream(
+        plain = run_cli(
             "eval",
             "--benchmark",
             str(shared / "benchmark" / f"{row['benchmark']}.json"),
