@@ -22,6 +22,7 @@ from streams.event import ChatEvent
 from streams.parse import ParseStatus, parse
 from streams.sinks import validate
 from tests.cli import cli_env
+from tests.conftest import SiemValidator
 
 from .conftest import SettingsFactory, WorkerFactory, archive_ids, collect, send
 
@@ -197,7 +198,11 @@ def test_a_killed_replay_resumes_to_the_same_end(
 
 
 def test_replay_selects_by_record_time_and_can_publish_live(
-    shared: Path, settings_factory: SettingsFactory, worker_factory: WorkerFactory, tmp_path: Path
+    shared: Path,
+    settings_factory: SettingsFactory,
+    worker_factory: WorkerFactory,
+    tmp_path: Path,
+    siem_validate: SiemValidator,
 ) -> None:
     settings = settings_factory(engine=f"recorded:{shared}/predictions/1B/{DATASET}")
     events = _events(shared)
@@ -222,5 +227,9 @@ def test_replay_selects_by_record_time_and_can_publish_live(
     blocks = collect(settings, settings.topics.block, idle_s=2)
     assert blocks and all(r["headers"].get("guardstream-replay-run") for r in blocks)
     assert {r["value"]["event_id"] for r in blocks} <= {e.id for e in early}
-    findings = collect(settings, settings.topics.findings_ocsf, idle_s=2)
-    assert findings and all(":replay:" in r["value"]["finding_info"]["uid"] for r in findings)
+    ocsf = collect(settings, settings.topics.findings_ocsf, idle_s=2)
+    ecs = collect(settings, settings.topics.findings_ecs, idle_s=2)
+    assert ocsf and all(":replay:" in r["value"]["finding_info"]["uid"] for r in ocsf)
+    assert len(ecs) == len(ocsf) and all(":replay:" in r["value"]["event"]["id"] for r in ecs)
+    siem_validate("ocsf", [orjson.dumps(r["value"]) for r in ocsf])
+    siem_validate("ecs", [orjson.dumps(r["value"]) for r in ecs])

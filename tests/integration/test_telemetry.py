@@ -23,6 +23,7 @@ from streams.client import read_topic, send_lines
 from streams.config import CacheConfig, TelemetryConfig
 from streams.engines.fake import FakeEngine
 from streams.event import ChatEvent, encode_event
+from tests.conftest import SiemValidator
 
 from .conftest import SettingsFactory, WorkerFactory, collect, make_events, send
 
@@ -43,7 +44,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 def test_one_event_span_tree_continues_the_producers_trace(
-    settings_factory: SettingsFactory, spans: InMemorySpanExporter
+    settings_factory: SettingsFactory, spans: InMemorySpanExporter, siem_validate: SiemValidator
 ) -> None:
     settings = settings_factory(engine="fake:instant")
 
@@ -111,6 +112,7 @@ def test_one_event_span_tree_continues_the_producers_trace(
     assert int(parent, 16) == sends[settings.topics.archive].context.span_id
     # the ECS finding names the same trace
     assert orjson.loads(finding.value)["trace"]["id"] == f"{trace_id:032x}"
+    siem_validate("ecs", [finding.value])
 
 
 def test_trace_headers_pass_through_when_tracing_is_off(

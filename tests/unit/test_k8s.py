@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
 
 from streams.config import Settings
 from tests.kustomize import Resource, render
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "infra" / "k8s"
@@ -212,9 +211,6 @@ def test_store_and_console_run_their_commands(rendered: tuple[str, list[Resource
     assert console_env["GUARDSTREAM_CONSOLE_HOST"] == "0.0.0.0"  # noqa: S104
     console = _pod(resources, "guardstream-console")["containers"][0]
     assert console["ports"][0]["containerPort"] == int(console_env["GUARDSTREAM_CONSOLE_PORT"])
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    if "store" not in commands or "console" not in commands:
-        pytest.skip("the store and console commands are not in this checkout yet (review-console issue)")
     for name, env in (("guardstream-store", store_env), ("guardstream-console", console_env)):
         Settings.from_env(env)  # every name is a known setting
         build_parser().parse_args(_pod(resources, name)["containers"][0]["args"])

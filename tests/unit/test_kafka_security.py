@@ -175,23 +175,33 @@ def _run(make: Callable[[], Any]) -> None:
 
 
 def _client_factories(settings: Settings) -> dict[str, Callable[[], Any]]:
+    from unittest import mock
+
     from loadtest.common import observe, produce
     from streams.app import create_app
     from streams.client import read_topic, send_lines
+    from streams.console.corrections import CorrectionsPublisher
     from streams.engines import create_engine
     from streams.replay.diff import load_originals
     from streams.replay.plan import load_run, plan_run, save_run
     from streams.replay.runner import run_replay
     from streams.replay.runs import RunSpec
     from streams.replay.scan import consumer_for
+    from streams.store.sink import StoreSink
     from streams.topics import ensure_topics
 
     kafka, topics = settings.kafka, settings.topics
+    mock_database = mock.Mock()  # the sink's consumer is built before any database access
     engine = create_engine(EngineConfig(spec="fake:instant"))
     spec = RunSpec(
         run_id="r", topic="t", ranges={0: (0, 1)}, time_from=None, time_until=None,
         engine="fake:instant", priority=0, publish_live=False,
     )  # fmt: skip
+
+    async def console_producer() -> None:
+        publisher = CorrectionsPublisher(mock.Mock(), kafka, settings.console.corrections_topic)
+        with mock.patch("streams.topics.ensure_named_topics", mock.AsyncMock()):
+            await publisher._ensure_producer()
 
     async def faust_producer() -> None:
         create_app(settings, engine).producer._new_producer()
@@ -221,6 +231,8 @@ def _client_factories(settings: Settings) -> dict[str, Callable[[], Any]]:
         "replay resume": lambda: load_run(kafka, topics.replay_runs, "r"),
         "replay run": lambda: run_replay(settings, spec, engine, originals={}),
         "diff": lambda: load_originals(kafka, topics.archive),
+        "store sink consumer": lambda: StoreSink(settings, mock_database)._consumer(),
+        "console corrections producer": console_producer,
         "loadtest producer": lambda: produce(kafka, "t", []),
         "loadtest observer": lambda: observe(kafka, "t", 1, timeout_s=1),
     }
@@ -240,7 +252,7 @@ def test_every_client_gets_the_security_options(certs: Certs, client_spy: list[d
         assert options["sasl_plain_username"] == "moderator", name
         assert options["sasl_plain_password"] == PASSWORD, name
         assert isinstance(options["ssl_context"], ssl.SSLContext), name
-    assert len(factories) == 13
+    assert len(factories) == 15
 
 
 def test_the_spy_sees_plaintext_when_security_is_off(client_spy: list[dict[str, Any]]) -> None:

@@ -160,11 +160,20 @@ def test_reasoning_unrelated_to_the_chat_is_only_normalised() -> None:
     assert Redactor([]).redact("anything at all") == "anything at all"
 
 
-def test_redaction_keeps_most_of_real_reasoning(shared: Path) -> None:
+@pytest.mark.parametrize(
+    ("benchmark", "predictions", "floor"),
+    [
+        ("0_1_AegisSafetyTest.json", "AegisSafetyTest", 0.95),  # short prompts
+        ("0_5_harmbench_response.json", "HarmBenchResponse", 0.88),  # reasoning quotes long responses
+    ],
+)
+def test_redaction_keeps_most_of_real_reasoning(
+    shared: Path, benchmark: str, predictions: str, floor: float
+) -> None:
     """Over-redaction floor: on real outputs, most reasoning words survive."""
-    bench = load_benchmark(shared / "benchmark" / "0_1_AegisSafetyTest.json")
+    bench = load_benchmark(shared / "benchmark" / benchmark)
     recorded = {}
-    with (shared / "predictions" / "3B" / "AegisSafetyTest" / "generated_predictions.jsonl").open("rb") as fh:
+    with (shared / "predictions" / "3B" / predictions / "generated_predictions.jsonl").open("rb") as fh:
         for line in fh:
             row = orjson.loads(line)
             recorded[row["prompt"]] = row["predict"]
@@ -178,7 +187,8 @@ def test_redaction_keeps_most_of_real_reasoning(shared: Path) -> None:
                 before += len(words)
                 after += len([w for w in published if w != "redacted"]) - words.count("redacted")
     assert before > 10_000
-    assert after / before > 0.95, after / before
+    print(f"{predictions}: {after / before:.3f} of the reasoning words kept")
+    assert after / before > floor, after / before
 
 
 def test_vocabulary_classes_and_inflections() -> None:
