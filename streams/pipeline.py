@@ -346,7 +346,7 @@ async def _generate(
 
 
 async def _generate_early(
-    engine: GuardEngine, prompt: str, policy: ModerationPolicy, gate: EngineGate | None
+    engine: GuardEngine, prompt: str, request: str, policy: ModerationPolicy, gate: EngineGate | None
 ) -> _Judged:
     """A prompt-only event with early exit: generate up to Task 2; an explicit Task-1 conclusion
     is the verdict, anything else continues the same generation to the normal answer block
@@ -357,7 +357,7 @@ async def _generate_early(
     if not isinstance(first, Generation) or not stopped or not first.text.endswith(stopped):
         return _judge(first, attempts, has_response=False)  # an error, or it ended by itself
     prefix = first.text[: -len(stopped)]
-    answer = early_answer(prefix)
+    answer = early_answer(prefix, request)
     if answer is not None:
         metrics.EARLY_EXITS.labels("answered").inc()
         result = replace(first, text=prefix)
@@ -409,7 +409,9 @@ async def moderate_one(
         logger.warning('token count failed, sending the prompt whole error="%s"', exc)
         windows = None
     if windows is None and policy.early_exit and early_exit_applies(event.request, event.response):
-        parts = [await _generate_early(engine, build_prompt(event.request, None), policy, gate)]
+        parts = [
+            await _generate_early(engine, build_prompt(event.request, None), event.request, policy, gate)
+        ]
     elif windows is None:
         result, attempts = await _generate(engine, build_prompt(event.request, event.response), policy, gate)
         parts = [_judge(result, attempts, has_response)]

@@ -104,7 +104,7 @@ async def moderate_early(event: ChatEvent, engine: GuardEngine, policy: Moderati
     applies = early_exit_applies(event.request, event.response)
     if not applies or full.outcome is Outcome.ENGINE_ERROR or full.windows:
         return EarlySample(full, full, None)
-    early = replay_early_exit(full.raw)
+    early = replay_early_exit(full.raw, event.request)
     return EarlySample(early_verdict(full, early, policy), full, early)
 
 

@@ -88,7 +88,7 @@ the answer block on every recorded output), while ``can be harmful`` and
    text and leaves the matched string out of the output);
 2. when the generation stopped at one of them (vLLM reports the matched string
    as ``stop_reason``; a generation that ended by itself or at the token cap
-   is the full output, used as is), call ``early_answer(prefix)``;
+   is the full output, used as is), call ``early_answer(prefix, request)``;
 3. an answer → the verdict's request answer, from ``prefix`` (the raw output
    to archive); None → generate again with
    ``continuation_prompt(prompt, prefix)`` and *no* stop strings, the token
@@ -698,14 +698,30 @@ def _labelled(line: str) -> _Verdict | None:
     return _Verdict(_HARM[match["value"]], firm=True)
 
 
-def early_answer(text: str) -> Harm | None:
+def _echoes(lines: list[str], chat: str) -> bool:
+    """Whether a line of the conclusion repeats chat text (decoration, case, look-alike letters and
+    invisible characters ignored): the model may be echoing what the user wrote, not concluding."""
+    if not chat:
+        return False
+    said = skeleton(chat)
+    return any((line_skeleton := skeleton(line)) and line_skeleton in said for line in lines)
+
+
+def early_answer(text: str, chat: str = "") -> Harm | None:
     """The request answer stated by Task 1's conclusion at the end of ``text``; None unless explicit.
 
     ``text`` is a prefix that ended at a stop string (the stop string itself
-    excluded, as vLLM returns it). None means: continue the generation.
+    excluded, as vLLM returns it). ``chat`` is the chat text the model read (the
+    request): a conclusion with a line that repeats it is no answer, so a
+    ``Request: unharmful`` or "the request is unharmful" planted in the chat and
+    echoed by the model cannot end the generation (the full output decides, as
+    it would without early exit). None means: continue the generation.
     Never raises.
     """
-    verdicts = _verdicts(_conclusion(text))
+    conclusion = _conclusion(text)
+    if _echoes(conclusion, chat):
+        return None
+    verdicts = _verdicts(conclusion)
     values = {v.value for v in verdicts if v.firm}
     if len(values) != 1:
         return None  # no firm verdict, or firm verdicts that disagree
@@ -775,13 +791,14 @@ class EarlyExit:
         return self.answer is not None
 
 
-def replay_early_exit(full_text: str) -> EarlyExit:
-    """Apply the engine contract to a full output (exact for greedy decoding)."""
+def replay_early_exit(full_text: str, chat: str = "") -> EarlyExit:
+    """Apply the engine contract to a full output (exact for greedy decoding); ``chat``: the
+    request the model read (see :func:`early_answer`)."""
     stop = _first_stop(full_text)
     if stop is None:
         return EarlyExit(None, None, len(full_text), len(full_text))
     at, string = stop
     prefix = full_text[:at]
-    answer = early_answer(prefix)
+    answer = early_answer(prefix, chat)
     generated = at + len(string) if answer is not None else len(full_text)
     return EarlyExit(answer, prefix, generated, len(full_text))
