@@ -201,7 +201,7 @@ class LongText(StrEnum):
     """What happens to an event whose prompt does not fit the model's context."""
 
     WINDOW = "window"  # moderate overlapping windows that fit; the worst window decides
-    REJECT = "reject"  # dead-letter it with reason ``too_long``
+    REJECT = "reject"  # an engine_error verdict saying so, blocked whatever the fail policy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,7 +220,7 @@ class PolicyConfig:
     max_text_chars: int = 32_000
     long_text: LongText = LongText.WINDOW
     window_overlap_tokens: int = 64  # tokens two neighbouring windows share
-    max_windows: int = 16  # more windows than this: dead-lettered as too_long
+    max_windows: int = 16  # more windows than this: like LongText.REJECT
     # The DLQ keeps at most this many bytes of an input's value (and 4 KiB of its key),
     # with the full size and SHA-256, so a DLQ record is always publishable.
     dlq_max_value_bytes: int = 64 * 1024

@@ -405,6 +405,8 @@ async def moderate_one(
             [],
             [_judge(EngineRejected(f"input too long for the model's context: {exc}"), 0, has_response)],
         )
+        # fail_open is for engine trouble; input made too long to moderate must not pass unread
+        policy = replace(policy, fail_policy=FailPolicy.FAIL_CLOSED)
     except EngineError as exc:  # the token count failed: send the prompt whole and let the engine decide
         logger.warning('token count failed, sending the prompt whole error="%s"', exc)
         windows = None

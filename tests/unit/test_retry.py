@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
-from streams.config import RetryConfig
+from streams.config import FailPolicy, LongText, RetryConfig
 from streams.engines.availability import EngineGate
 from streams.engines.base import GenerateOptions, Generation
 from streams.engines.fake import FIXED_OUTPUT, FakeEngine
-from streams.errors import EngineDead, EngineOverloaded, EngineTimeout, EngineUnavailable
+from streams.errors import EngineDead, EngineOverloaded, EngineRejected, EngineTimeout, EngineUnavailable
 from streams.event import ChatEvent
 from streams.pipeline import ModerationPolicy, generate_with_retry, moderate_one
 
@@ -35,6 +36,10 @@ class ScriptedEngine(FakeEngine):
 
     async def ready(self) -> bool:
         return self.healthy
+
+
+def _raise_rejected(_prompt: str) -> str:
+    raise EngineRejected("the engine refused the request")
 
 
 def _policy(attempts: int = 3, **retry: float) -> ModerationPolicy:
@@ -149,11 +154,25 @@ def test_long_input_is_moderated_in_windows_and_the_worst_window_decides() -> No
     assert "DANGER" in event.request[start:end]
 
 
-def test_input_needing_too_many_windows_follows_the_fail_policy() -> None:
+@pytest.mark.parametrize("fail_policy", list(FailPolicy))
+@pytest.mark.parametrize("long_text", list(LongText))
+def test_input_too_long_to_moderate_is_blocked_under_either_fail_policy(
+    fail_policy: FailPolicy, long_text: LongText
+) -> None:
+    """Padding is free for an attacker: input that cannot be moderated in full (too many windows,
+    or any long input with POLICY_LONG_TEXT=reject) never passes unread, not even with fail_open."""
     engine = FakeEngine(context_tokens=300)
-    policy = ModerationPolicy(options=GenerateOptions(max_tokens=100), max_windows=2)
+    policy = ModerationPolicy(
+        options=GenerateOptions(max_tokens=100), max_windows=2, fail_policy=fail_policy, long_text=long_text
+    )
     event = ChatEvent("huge", "c", "u", 1.0, " ".join(["word"] * 5000))
     verdict = asyncio.run(moderate_one(event, engine, policy))
     assert verdict.outcome.value == "engine_error"
     assert verdict.error is not None and "too long" in verdict.error
-    assert "block" in [a.value for a in verdict.actions]  # fail_closed by default
+    assert [a.value for a in verdict.actions] == ["block", "alert", "archive"]
+    # an ordinary engine failure still follows the fail policy
+    failing = ChatEvent("short", "c", "u", 1.0, "hi")
+    broken = FakeEngine(_raise_rejected, context_tokens=300)
+    other = asyncio.run(moderate_one(failing, broken, replace(policy, retry=RetryConfig(attempts=1))))
+    assert other.outcome.value == "engine_error"
+    assert ("block" in [a.value for a in other.actions]) is (fail_policy is FailPolicy.FAIL_CLOSED)
