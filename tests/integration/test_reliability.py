@@ -346,4 +346,5 @@ def test_bad_input_of_every_kind_is_dead_lettered_once_and_the_worker_keeps_goin
     late = make_events(3, prefix="after-bad")
     send(settings, late)
     assert {e.id for e in late} <= archive_ids(collect(settings, settings.topics.archive, count=len(odd) + 3))
+    assert len(collect(settings, settings.topics.dlq, idle_s=2)) == len(bad)  # nothing dead-lettered twice
     assert worker.alive()
