@@ -25,13 +25,13 @@ from streams.process import WorkerProcess
 from streams.topics import ensure_topics
 
 __all__ = [
-    "stdout_to_stderr",
     "event_payloads",
     "machine",
     "observe",
     "produce",
     "run_settings",
     "started_worker",
+    "stdout_to_stderr",
 ]
 
 _WORDS = ("weather", "recipe", "python", "garden", "history", "music", "travel", "budget", "poem", "math")

@@ -45,9 +45,9 @@ logger = logging.getLogger(__name__)
 
 Ack = Callable[[Any], Awaitable[Any]]
 HeaderFn = Callable[[str], list[tuple[str, bytes]]]
-
-_STALL_LOG_S = 30.0
 Fatal = Callable[[BaseException], Awaitable[None]]
+
+_STALL_LOG_S = 30.0  # a wait longer than this is logged, and again every as long
 
 
 class InputRecord:
