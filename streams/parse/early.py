@@ -115,6 +115,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from streams.parse.answers import Harm
 from streams.prompt.markers import BLOCK_HEADERS, Marker, classify, fold, skeleton
@@ -703,8 +704,11 @@ def _echoes(lines: list[str], chat: str) -> bool:
     invisible characters ignored): the model may be echoing what the user wrote, not concluding."""
     if not chat:
         return False
-    said = skeleton(chat)
-    return any((line_skeleton := skeleton(line)) and line_skeleton in said for line in lines)
+    heard = [line_skeleton for line in lines if (line_skeleton := skeleton(line))]
+    if not heard:
+        return False
+    said = skeleton.__wrapped__(chat)  # chat text is one-off: kept out of the lines' cache
+    return any(line_skeleton in said for line_skeleton in heard)
 
 
 def early_answer(text: str, chat: str = "") -> Harm | None:
@@ -721,7 +725,15 @@ def early_answer(text: str, chat: str = "") -> Harm | None:
     conclusion = _conclusion(text)
     if _echoes(conclusion, chat):
         return None
-    verdicts = _verdicts(conclusion)
+    return _stated(tuple(conclusion))
+
+
+# Pure in the conclusion's lines, and models conclude in set phrases: on the recorded 1B/3B
+# outputs 4,290 Task-1 conclusions take 1,461 distinct forms, so most events reuse an analysis.
+@lru_cache(maxsize=4096)
+def _stated(conclusion: tuple[str, ...]) -> Harm | None:
+    """The request answer a conclusion paragraph states firmly, or None."""
+    verdicts = _verdicts(list(conclusion))
     values = {v.value for v in verdicts if v.firm}
     if len(values) != 1:
         return None  # no firm verdict, or firm verdicts that disagree
