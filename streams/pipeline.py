@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from streams import metrics, telemetry
@@ -345,27 +346,36 @@ async def _generate(
     return result, attempts
 
 
+_EARLY_ANSWERED = metrics.EARLY_EXITS.labels("answered")
+_EARLY_CONTINUED = metrics.EARLY_EXITS.labels("continued")
+
+
+@lru_cache(maxsize=64)  # one policy per worker (a replay has its own): built once, not per event
+def _stopping(policy: ModerationPolicy) -> ModerationPolicy:
+    """``policy`` generating up to the first of :data:`STOP_STRINGS` (early exit)."""
+    return replace(policy, options=replace(policy.options, stop=STOP_STRINGS))
+
+
 async def _generate_early(
     engine: GuardEngine, prompt: str, request: str, policy: ModerationPolicy, gate: EngineGate | None
 ) -> _Judged:
     """A prompt-only event with early exit: generate up to Task 2; an explicit Task-1 conclusion
     is the verdict, anything else continues the same generation to the normal answer block
     (greedy decoding: the continued text is what one generation would have written)."""
-    stop_policy = replace(policy, options=replace(policy.options, stop=STOP_STRINGS))
-    first, attempts = await _generate(engine, prompt, stop_policy, gate)
+    first, attempts = await _generate(engine, prompt, _stopping(policy), gate)
     stopped = first.stop_reason if isinstance(first, Generation) else None
     if not isinstance(first, Generation) or not stopped or not first.text.endswith(stopped):
         return _judge(first, attempts, has_response=False)  # an error, or it ended by itself
     prefix = first.text[: -len(stopped)]
     answer = early_answer(prefix, request)
     if answer is not None:
-        metrics.EARLY_EXITS.labels("answered").inc()
+        _EARLY_ANSWERED.inc()
         result = replace(first, text=prefix)
         outcome = Outcome.HARMFUL if answer is Harm.HARMFUL else Outcome.UNHARMFUL
         answers = Answers(request=answer, found_block=True)
         parsed = parse(prefix, finish_reason=first.finish_reason)
         return _Judged(result, attempts, outcome, ParseStatus.OK, parsed, answers=answers, early=True)
-    metrics.EARLY_EXITS.labels("continued").inc()
+    _EARLY_CONTINUED.inc()
     used = first.completion_tokens or 0
     more_policy = replace(
         policy, options=replace(policy.options, max_tokens=max(1, policy.options.max_tokens - used))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -28,6 +29,8 @@ __all__ = ["CacheLimits", "CachingEngine", "PROMPT_VERSION"]
 
 # Changes whenever the instruction (and so every prompt built from it) changes.
 PROMPT_VERSION = hashlib.sha256(INSTRUCTION.encode()).hexdigest()[:12]
+_HITS = metrics.CACHE_LOOKUPS.labels("hit")
+_MISSES = metrics.CACHE_LOOKUPS.labels("miss")
 _ENTRY_OVERHEAD = 256  # bytes per entry besides its text (key, Generation object, bookkeeping)
 
 
@@ -61,8 +64,10 @@ class CachingEngine:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
         self._pending: dict[bytes, asyncio.Future[Generation]] = {}
+        self._settings: dict[GenerateOptions, bytes] = {}  # the key's settings part, per options
         self.hits = 0
         self.misses = 0
+        self._report()
 
     # -- the engine protocol, delegated -------------------------------------------------
 
@@ -103,12 +108,16 @@ class CachingEngine:
         return self._bytes
 
     def _key(self, prompt: str, options: GenerateOptions) -> bytes:
-        settings = (
-            f"{self._engine.model}\0{PROMPT_VERSION}\0{options.max_tokens}\0{options.temperature}\0"
-            f"{options.top_p}\0{options.repetition_max_pattern}\0{options.repetition_min_count}\0"
-            f"{chr(1).join(options.stop)}\0"
-        )
-        return hashlib.sha256(settings.encode() + prompt.encode("utf-8", "surrogatepass")).digest()
+        settings = self._settings.get(options)
+        if settings is None:
+            if len(self._settings) >= 64:  # a handful per worker; never unbounded
+                self._settings.clear()
+            settings = self._settings[options] = (
+                f"{self._engine.model}\0{PROMPT_VERSION}\0{options.max_tokens}\0{options.temperature}\0"
+                f"{options.top_p}\0{options.repetition_max_pattern}\0{options.repetition_min_count}\0"
+                f"{chr(1).join(options.stop)}\0"
+            ).encode()
+        return hashlib.sha256(settings + prompt.encode("utf-8", "surrogatepass")).digest()
 
     def _lookup(self, key: bytes) -> Generation | None:
         entry = self._entries.get(key)
@@ -130,22 +139,25 @@ class CachingEngine:
         self._bytes += size
         while len(self._entries) > self._limits.max_entries or self._bytes > self._limits.max_bytes:
             self._evict(next(iter(self._entries)))
-        self._report()
 
     def _evict(self, key: bytes) -> None:
         entry = self._entries.pop(key)
         self._bytes -= entry.size
 
     def _report(self) -> None:
-        metrics.CACHE_ENTRIES.set(len(self._entries))
-        metrics.CACHE_BYTES.set(self._bytes)
-        total = self.hits + self.misses
-        metrics.CACHE_HIT_RATIO.set(self.hits / total if total else 0.0)
+        """The gauges read this cache when scraped (not written per lookup: the hot path)."""
+        ref = weakref.ref(self)
+
+        def read(field: Callable[[CachingEngine], float]) -> Callable[[], float]:
+            return lambda: field(cache) if (cache := ref()) is not None else 0.0
+
+        metrics.CACHE_ENTRIES.set_function(read(lambda c: len(c._entries)))
+        metrics.CACHE_BYTES.set_function(read(lambda c: c._bytes))
+        metrics.CACHE_HIT_RATIO.set_function(read(lambda c: c.hits / max(1, c.hits + c.misses)))
 
     def _hit(self, generation: Generation) -> Generation:
         self.hits += 1
-        metrics.CACHE_LOOKUPS.labels("hit").inc()
-        self._report()
+        _HITS.inc()
         return replace(generation, cached=True, latency_s=0.0)
 
     async def generate(self, prompt: str, options: GenerateOptions) -> Generation:
@@ -162,7 +174,7 @@ class CachingEngine:
                 return self._hit(pending.result())
             # the first caller failed or was cancelled: that is its own business, try ourselves
         self.misses += 1
-        metrics.CACHE_LOOKUPS.labels("miss").inc()
+        _MISSES.inc()
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
