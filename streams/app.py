@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,15 @@ from streams.health import HealthServer, broker_reachable
 from streams.kafka_security import faust_credentials
 from streams.lag import report_lag
 
-__all__ = ["READY_LOG", "GuardWorker", "create_app", "engine_gate", "health_server"]
+__all__ = [
+    "READY_LOG",
+    "GuardWorker",
+    "create_app",
+    "engine_gate",
+    "health_server",
+    "new_app",
+    "queued_batches",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +76,44 @@ class _App(faust.App):
         return transport
 
 
-def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | None = None) -> faust.App:
-    settings.check()
+async def _ack(event: Any) -> None:
+    event.ack()  # the message's last reference: its offset may be committed
+
+
+async def queued_batches(app: faust.App, channel: Any, limit: int) -> AsyncIterator[list[Any]]:
+    """The events Faust's conductor queued on an agent's ``channel``, up to ``limit`` at a time.
+
+    What Faust's stream iterator does per event, done per batch: events fetched before the
+    current rebalance generation (or during one) are skipped, never acked, so the partition's
+    new owner reads them again; the rest are tracked as pending acks. Without the iterator's
+    per-event trip through the event loop (``sleep(0)``), per-event sensors and context.
+    """
+    queue = channel.queue
+    consumer = app.consumer
+    acking = app.topics.acking_topics
+    while True:
+        batch = [await channel.__anext__()]  # waits; raises what was thrown into the channel
+        while len(batch) < limit and not queue.empty():
+            batch.append(queue.get_nowait())
+        if not app.flow_control.is_active():
+            continue  # a rebalance is under way: the queue is cleared when it ends
+        generation = app.consumer_generation_id
+        events = []
+        for event in batch:
+            message = getattr(event, "message", None)
+            if message is None or message.generation_id != generation:
+                continue
+            if not message.tracked and message.topic in acking:
+                message.tracked = True
+                consumer.track_message(message)
+            events.append(event)
+        if events:
+            yield events
+
+
+def new_app(settings: Settings) -> faust.App:
+    """The worker's Faust app, with its consumer and producer settings, and no agent yet."""
     kafka = settings.kafka
-    gate = gate or engine_gate(settings, engine)
     # No tables are kept, but Faust wants a data folder: keep it out of the working directory.
     datadir = Path(tempfile.gettempdir()) / "guardstream-faust" / kafka.group_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +143,13 @@ def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | No
         autodiscover=False,
     )
     app.fetch_max_wait_ms = kafka.fetch_max_wait_ms
+    return app
+
+
+def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | None = None) -> faust.App:
+    settings.check()
+    gate = gate or engine_gate(settings, engine)
+    app = new_app(settings)
     events_topic = app.topic(settings.topics.events, key_type=bytes, value_type=bytes)
     moderators: list[Moderator] = []
 
@@ -120,23 +170,23 @@ def create_app(settings: Settings, engine: GuardEngine, *, gate: EngineGate | No
 
     @app.agent(events_topic, name="guardstream.moderate")
     async def moderate_events(stream: Any) -> None:
-        # Event by event with manual acks (the Moderator acks in offset order once the outputs
-        # are published). Not Faust's noack_take: its buffer can deadlock after a rebalance
-        # (seen here: the stream stops delivering while partitions still have events).
-        events = stream.noack()
+        # Whatever the agent's channel holds, as one batch, with manual acks (the Moderator
+        # acks in offset order once the outputs are published). Not Faust's noack_take: its
+        # buffer can deadlock after a rebalance (seen here: the stream stops delivering while
+        # partitions still have events).
         moderator = Moderator(
             settings=settings,
             engine=engine,
             producer=app.producer,
-            ack=events.ack,
+            ack=_ack,
             on_fatal=app.crash,
             gate=gate,
             generation=lambda: app.consumer_generation_id,
         )
         moderators.append(moderator)
         try:
-            async for event in events.events():
-                await moderator.admit((InputRecord.from_faust(event),))
+            async for events in queued_batches(app, stream.channel, settings.batch.max_in_flight):
+                await moderator.admit([InputRecord.from_faust(event) for event in events])
         finally:
             moderators.remove(moderator)
             await moderator.drain(settings.batch.drain_timeout_s)
