@@ -169,6 +169,20 @@ def _pipeline(
         return asyncio.run(_timed(bootstrap, settings.topics.events, settings.topics.archive, payloads))
 
 
+def _floor(
+    bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path, output_bytes: int, batch: BatchConfig
+) -> float:
+    """Events/s of the worker's Faust app and intake with no moderation (:mod:`loadtest.floor`)."""
+    from loadtest.floor import READY
+    from streams.process import WorkerProcess
+
+    settings = run_settings(bootstrap, "fake:instant", batch=batch)
+    asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    with WorkerProcess(settings, log_path=log, args=(str(output_bytes),), module="loadtest.floor") as floor:
+        floor.wait_for_log(READY, 120)
+        return asyncio.run(_timed(bootstrap, settings.topics.events, settings.topics.archive, payloads))
+
+
 def run(events: int, *, trace: bool = False, batch: BatchConfig | None = None) -> dict[str, Any]:
     """``trace``: also run the pipeline with tracing exported over OTLP/HTTP to a loopback sink.
     ``batch``: the worker's batching (default: the service's defaults)."""
@@ -178,6 +192,7 @@ def run(events: int, *, trace: bool = False, batch: BatchConfig | None = None) -
     traced: dict[str, Any] = {}
     with broker() as b, tempfile.TemporaryDirectory() as tmp:
         raw_eps = _raw(b.bootstrap, payloads, Path(tmp) / "raw.log", output_bytes)
+        floor_eps = _floor(b.bootstrap, payloads, Path(tmp) / "floor.log", output_bytes, batch)
         pipeline_eps = _pipeline(b.bootstrap, payloads, Path(tmp) / "worker.log", {}, batch)
         if trace:
             sink = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
@@ -196,6 +211,10 @@ def run(events: int, *, trace: bool = False, batch: BatchConfig | None = None) -
         "raw_eps": round(raw_eps, 1),
         "pipeline_eps": round(pipeline_eps, 1),
         "ratio": round(pipeline_eps / raw_eps, 3),
+        # the worker's Faust app and intake publishing the same records, moderating nothing
+        "faust_floor_eps": round(floor_eps, 1),
+        "floor_ratio": round(floor_eps / raw_eps, 3),
+        "pipeline_vs_floor": round(pipeline_eps / floor_eps, 3),
         "events": events,
         **traced,
         "output_records_per_event": 1,

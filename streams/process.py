@@ -29,12 +29,15 @@ class WorkerProcess:
         log_path: Path,
         extra_env: dict[str, str] | None = None,
         args: Sequence[str] = ("worker",),
+        module: str = "streams",
     ) -> None:
-        """``args``: the ``guardstream`` command line to run (``store``, ``console`` work the same way)."""
+        """``args``: the ``guardstream`` command line to run (``store``, ``console`` work the same way);
+        ``module``: the module run with ``python -m`` (a benchmark's own worker)."""
         self.settings = settings
         self.log_path = log_path
         self._extra_env = extra_env or {}
         self._args = tuple(args)
+        self._module = module
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -44,7 +47,7 @@ class WorkerProcess:
         env.setdefault("PYTHONUNBUFFERED", "1")
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "streams", *self._args],
+                [sys.executable, "-m", self._module, *self._args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
