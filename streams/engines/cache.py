@@ -151,8 +151,8 @@ class CachingEngine:
         def read(field: Callable[[CachingEngine], float]) -> Callable[[], float]:
             return lambda: field(cache) if (cache := ref()) is not None else 0.0
 
-        metrics.CACHE_ENTRIES.set_function(read(lambda c: len(c._entries)))
-        metrics.CACHE_BYTES.set_function(read(lambda c: c._bytes))
+        metrics.CACHE_ENTRIES.set_function(read(lambda c: c.entries))
+        metrics.CACHE_BYTES.set_function(read(lambda c: c.size_bytes))
         metrics.CACHE_HIT_RATIO.set_function(read(lambda c: c.hits / max(1, c.hits + c.misses)))
 
     def _hit(self, generation: Generation) -> Generation:

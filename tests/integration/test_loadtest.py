@@ -37,6 +37,12 @@ def test_throughput_command() -> None:
     assert result["batch"] == {"max_in_flight": 256, "max_unacked": 4096}
     # the baseline publishes what the service publishes: one archive-sized record per event
     assert result["output_records_per_event"] == 1 and result["output_record_bytes"] > 1000
+    # the Faust floor ran (all 300 outputs arrived, or it raises) and is reported against both sides
+    assert isinstance(result["faust_floor_eps"], float) and result["faust_floor_eps"] > 0
+    assert result["floor_ratio"] == pytest.approx(result["faust_floor_eps"] / result["raw_eps"], rel=0.01)
+    assert result["pipeline_vs_floor"] == pytest.approx(
+        result["pipeline_eps"] / result["faust_floor_eps"], rel=0.01
+    )
 
 
 def test_profile_command_writes_a_flame_graph(tmp_path: Path) -> None:
