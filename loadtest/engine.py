@@ -7,7 +7,12 @@ arguments and the same ``SamplingParams`` (``streams.engines.vllm.sampling_param
 greedy, the same ``max_tokens``, repetition detection on both), both are warmed up
 with the same two prompts (not part of the timed set), the verdict cache is off,
 and the run checks that both sides generated the same number of tokens (greedy
-decoding makes the outputs identical). Each figure is the median of ``runs`` runs,
+decoding makes the outputs identical). The engine core runs in its own process on both
+sides: the service's ``AsyncLLM`` cannot run it in-process, so the offline baseline runs
+``LLM`` the same way (``VLLM_ENABLE_V1_MULTIPROCESSING=1``); ``ratio`` compares the two. The
+offline ``LLM`` with the engine core in-process (one process, no IPC: what vLLM itself does
+best on this machine) is measured too, as ``offline_inprocess_vps`` / ``ratio_vs_inprocess``.
+Each figure is the median of ``runs`` runs,
 with min and max. The model is the project's fixture model (a format fixture, not a
 classifier), so the figures measure feeding and overhead, not GuardReasoner's own
 speed.
@@ -93,7 +98,10 @@ def offline_baseline(model: str, prompts_file: str, max_tokens: int) -> None:
     print("RESULT " + json.dumps({"seconds": elapsed, "tokens": tokens}), flush=True)
 
 
-def _offline(model: Path, prompts: list[str], max_tokens: int, tmp: Path) -> dict[str, float]:
+def _offline(
+    model: Path, prompts: list[str], max_tokens: int, tmp: Path, *, engine_process: bool
+) -> dict[str, float]:
+    """``engine_process``: the engine core in its own process, as the service's AsyncLLM runs it."""
     prompts_file = tmp / "prompts.json"
     prompts_file.write_text(json.dumps(prompts))
     proc = subprocess.run(
@@ -108,7 +116,7 @@ def _offline(model: Path, prompts: list[str], max_tokens: int, tmp: Path) -> dic
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, **VLLM_ENV},
+        env={**os.environ, **VLLM_ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "1" if engine_process else "0"},
         timeout=600,
         check=False,
         cwd=ROOT,
@@ -203,16 +211,20 @@ def run(events: int = 256, max_tokens: int = 512, runs: int = 3) -> dict[str, An
     rows = []
     with tempfile.TemporaryDirectory(prefix="guardstream-load-") as tmp:
         for _ in range(runs):
-            offline = _offline(model, prompts, max_tokens, Path(tmp))
+            offline = _offline(model, prompts, max_tokens, Path(tmp), engine_process=True)
+            inprocess = _offline(model, prompts, max_tokens, Path(tmp), engine_process=False)
             service = _service(model, requests, max_tokens, Path(tmp))
             rows.append(
                 {
                     "offline_vps": events / offline["seconds"],
+                    "offline_inprocess_vps": events / inprocess["seconds"],
                     "service_vps": events / service["seconds"],
                     "ratio": offline["seconds"] / service["seconds"],
+                    "ratio_vs_inprocess": inprocess["seconds"] / service["seconds"],
                     "offline_tokens_per_s": offline["tokens"] / offline["seconds"],
                     "service_tokens_per_s": service["tokens"] / service["seconds"],
                     "offline_tokens": offline["tokens"],
+                    "inprocess_tokens": inprocess["tokens"],
                     "service_tokens": service["tokens"],
                 }
             )
@@ -232,10 +244,14 @@ def run(events: int = 256, max_tokens: int = 512, runs: int = 3) -> dict[str, An
         "max_tokens": max_tokens,
         "ratio": median("ratio"),
         "offline_vps": median("offline_vps"),
+        "offline_inprocess_vps": median("offline_inprocess_vps"),
+        "ratio_vs_inprocess": median("ratio_vs_inprocess"),
         "service_vps": median("service_vps"),
         "offline_tokens_per_s": median("offline_tokens_per_s"),
         "service_tokens_per_s": median("service_tokens_per_s"),
-        "same_tokens": all(row["offline_tokens"] == row["service_tokens"] for row in rows),
+        "same_tokens": all(
+            row["offline_tokens"] == row["service_tokens"] == row["inprocess_tokens"] for row in rows
+        ),
         "tokens": [(int(row["offline_tokens"]), int(row["service_tokens"])) for row in rows],
         **machine(),
     }

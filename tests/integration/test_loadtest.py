@@ -79,6 +79,10 @@ def test_engine_command(fixture_model: Path) -> None:
     assert result["same_tokens"] is True  # greedy on both sides: the same outputs
     offline, service = result["tokens"][0]  # type: ignore[index]
     assert offline == service > 0
+    # the baseline with the engine core in-process is measured and compared too
+    inprocess = result["ratio_vs_inprocess"]
+    assert isinstance(inprocess, dict) and inprocess["median"] > 0
+    assert result["offline_inprocess_vps"]["median"] > 0  # type: ignore[index]
 
 
 @pytest.mark.vllm
