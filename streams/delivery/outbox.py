@@ -12,6 +12,8 @@ Failures are handled per record:
   against a policy) is replaced by the small record ``on_rejected`` builds (a
   dead-letter record that names the problem) and sent again: one bad record
   never stops the worker;
+* when that replacement is refused too, the topology is misconfigured (the dead-letter
+  topic takes no small record): :class:`PublishFailed` at once, nothing acknowledged;
 * anything else (broker unreachable, leader elections, timeouts) is retried
   with backoff for ``publish_timeout_s``; after that :class:`PublishFailed` is
   raised without acknowledging anything, so a restart re-delivers the events.
@@ -137,7 +139,15 @@ class Outbox:
             pending = []
             transient: BaseException | None = None
             for record, ticket, exc in failures:
-                if isinstance(exc, RECORD_ERRORS) and not record.fallback:
+                if isinstance(exc, RECORD_ERRORS) and record.fallback:
+                    # the small dead letter standing for a refused record is refused too: sending
+                    # it again cannot help, and nothing may be acked without it (a config error)
+                    raise PublishFailed(
+                        f"the broker refuses the {record.size}-byte dead-letter record that stands for a "
+                        f"refused output, on {record.topic}: {exc!r}; check that topic's "
+                        "max.message.bytes and policies"
+                    ) from exc
+                if isinstance(exc, RECORD_ERRORS):
                     logger.warning(
                         'output record rejected, dead-lettering it topic="%s" bytes=%d error="%r"',
                         record.topic,

@@ -234,6 +234,21 @@ def test_a_record_the_broker_refuses_becomes_a_dead_letter_and_the_worker_goes_o
     assert log == ["send moderation.archive e0", "send moderation.dlq output_rejected", "ack 0"]
 
 
+def test_a_refused_dead_letter_for_a_refused_record_stops_the_worker_at_once_without_acks() -> None:
+    log: list[str] = []
+    moderator, producer, fatal = _moderator(log, publish_timeout_s=60)
+    producer.refuse = MessageSizeTooLargeError  # the DLQ topic refuses even the small replacement
+
+    async def run() -> None:
+        await moderator.admit([_record(0, _event(0))])
+        await _until(lambda: bool(fatal), timeout_s=5)  # not after the 60 s publish timeout
+        await moderator.drain(0.2)
+
+    asyncio.run(run())
+    assert log == ["send moderation.archive e0", "send moderation.dlq output_rejected"]
+    assert "max.message.bytes" in str(fatal[0]) and "moderation.dlq" in str(fatal[0])
+
+
 def test_a_broker_that_stays_unreachable_stops_the_worker_without_acks() -> None:
     log: list[str] = []
     moderator, producer, fatal = _moderator(log, publish_timeout_s=0.5)
