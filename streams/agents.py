@@ -220,6 +220,7 @@ class Moderator:
             publish_timeout_s=kafka.publish_timeout_s,
         )
         self._runner: asyncio.Task[None] | None = None
+        self._rebalances = 0  # revocations and assignments seen: a batch taken before one is stale
         self._fatal: asyncio.Future[None] | None = None
 
     # -- the agent's side -------------------------------------------------------------
@@ -244,11 +245,17 @@ class Moderator:
         if not self.gate.is_open:
             await self._waiting("the engine", self.gate.wait_open())
         current = self._generation() if self._generation is not None else None
+        rebalances = self._rebalances
         for item in batch:
             if current is not None and item.generation is not None and item.generation != current:
                 continue  # fetched before a rebalance: the partition's owner reads it again
             if self._tracker.full:
                 await self._waiting("earlier events of their partitions", self._tracker.wait_for_room())
+            if self._rebalances != rebalances:
+                # A rebalance while this batch waited: the rest was fetched before it and is read
+                # again from the committed offsets; tracking it now would let a later offset be
+                # acked ahead of an earlier one nobody holds any more.
+                return
             ticket = self._tracker.track(item.tp, item.offset, item.handle)
             if select is not None and not select(item):
                 self._outbox.put(ticket, ())
@@ -267,6 +274,9 @@ class Moderator:
                 await self._waiting("a moderation slot", self._slots.acquire())
             else:
                 await self._slots.acquire()  # free: returns at once
+            if ticket.dropped:  # its partition was revoked while it waited for the slot
+                self._slots.release()
+                continue
             self._holding.add(ticket)
             metrics.IN_FLIGHT.inc()
             task = asyncio.create_task(self._moderate(ticket, item, event))
@@ -302,10 +312,12 @@ class Moderator:
 
     def revoke(self, partitions: Iterable[Hashable]) -> None:
         """Partitions taken away by a rebalance: stop their work, never ack them."""
+        self._rebalances += 1
         self._drop(self._tracker.revoke(partitions))
 
     def assigned(self, partitions: Iterable[Hashable]) -> None:
         """A new assignment: forget partitions that are not in it (normally revoked already)."""
+        self._rebalances += 1
         self._drop(self._tracker.retain(partitions))
 
     async def idle(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -85,30 +86,48 @@ async def queued_batches(app: faust.App, channel: Any, limit: int) -> AsyncItera
 
     What Faust's stream iterator does per event, done per batch: events fetched before the
     current rebalance generation (or during one) are skipped, never acked, so the partition's
-    new owner reads them again; the rest are tracked as pending acks. Without the iterator's
+    new owner reads them again; the rest are tracked as pending acks, and Faust's monitor sees
+    their partitions being processed (its stall check reads that). Without the iterator's
     per-event trip through the event loop (``sleep(0)``), per-event sensors and context.
+
+    Ends when Faust stops the agent (it throws ``StopAsyncIteration`` into the channel). An
+    error thrown into the channel is raised after the events already taken are handed out, so
+    no taken event goes untracked while later ones are acked.
     """
     queue = channel.queue
     consumer = app.consumer
     acking = app.topics.acking_topics
+    inbound = app.monitor.stream_inbound_time
     while True:
-        batch = [await channel.__anext__()]  # waits; raises what was thrown into the channel
-        while len(batch) < limit and not queue.empty():
-            batch.append(queue.get_nowait())
-        if not app.flow_control.is_active():
-            continue  # a rebalance is under way: the queue is cleared when it ends
-        generation = app.consumer_generation_id
-        events = []
-        for event in batch:
-            message = getattr(event, "message", None)
-            if message is None or message.generation_id != generation:
-                continue
-            if not message.tracked and message.topic in acking:
-                message.tracked = True
-                consumer.track_message(message)
-            events.append(event)
-        if events:
-            yield events
+        batch: list[Any] = []
+        error: Exception | None = None
+        try:
+            batch.append(await channel.__anext__())  # waits; raises what was thrown into the channel
+            while len(batch) < limit and not queue.empty():
+                batch.append(queue.get_nowait())
+        except StopAsyncIteration:
+            return  # the agent is stopping: what was taken is not acked, so it is read again
+        except Exception as exc:
+            if not batch:
+                raise
+            error = exc
+        if app.flow_control.is_active():  # else a rebalance is under way: the queue is cleared
+            generation = app.consumer_generation_id
+            events = []
+            now = time.monotonic()
+            for event in batch:
+                message = getattr(event, "message", None)
+                if message is None or message.generation_id != generation:
+                    continue
+                if not message.tracked and message.topic in acking:
+                    message.tracked = True
+                    consumer.track_message(message)
+                inbound[message.tp] = now
+                events.append(event)
+            if events:
+                yield events
+        if error is not None:
+            raise error
 
 
 def new_app(settings: Settings) -> faust.App:

@@ -64,7 +64,8 @@ Published = Callable[[list[Ticket]], Awaitable[None]]
 
 
 class PublishFailed(PublishError):
-    """The broker did not take the outputs within ``publish_timeout_s``: stop without acking."""
+    """The broker did not take the outputs within ``publish_timeout_s``, or refused a dead letter
+    that stands for a refused record: stop without acking."""
 
 
 def _cause(exc: BaseException) -> BaseException:

@@ -77,8 +77,8 @@ def test_engine_command(fixture_model: Path) -> None:
     ratio = result["ratio"]
     assert isinstance(ratio, dict) and ratio["min"] <= ratio["median"] <= ratio["max"] and ratio["median"] > 0
     assert result["same_tokens"] is True  # greedy on both sides: the same outputs
-    offline, service = result["tokens"][0]  # type: ignore[index]
-    assert offline == service > 0
+    offline, service, inprocess_tokens = result["tokens"][0]  # type: ignore[index]
+    assert offline == service == inprocess_tokens > 0
     # the baseline with the engine core in-process is measured and compared too
     inprocess = result["ratio_vs_inprocess"]
     assert isinstance(inprocess, dict) and inprocess["median"] > 0

@@ -77,7 +77,7 @@ class FakeProducer:
 
 
 def _moderator(
-    log: list[str], engine: FakeEngine | None = None, **kafka: Any
+    log: list[str], engine: FakeEngine | None = None, *, in_flight: int | None = None, **kafka: Any
 ) -> tuple[Moderator, FakeProducer, list[BaseException]]:
     fatal: list[BaseException] = []
     producer = FakeProducer(log)
@@ -90,6 +90,8 @@ def _moderator(
 
     settings = Settings()
     settings = replace(settings, kafka=replace(settings.kafka, **kafka)) if kafka else settings
+    if in_flight is not None:
+        settings = replace(settings, batch=replace(settings.batch, max_in_flight=in_flight))
     moderator = Moderator(
         settings=settings, engine=engine or FakeEngine(), producer=producer, ack=ack, on_fatal=on_fatal
     )
@@ -189,6 +191,38 @@ def test_revoked_partitions_are_never_acked() -> None:
     asyncio.run(run())
     assert fatal == []
     assert not any(line.startswith("ack") for line in log)
+
+
+def test_the_rest_of_a_batch_taken_before_a_rebalance_is_never_acked() -> None:
+    """Offset 1 waits for the only slot while the partition is revoked and assigned again: neither
+    it nor offset 2 (fetched before the rebalance, read again from the committed offset) may be
+    acked in the new round, where an ack of 2 would let the commit pass offset 0 and 1."""
+    log: list[str] = []
+    release = asyncio.Event()
+
+    async def answer(prompt: str) -> str:
+        await release.wait()
+        return FIXED_OUTPUT
+
+    moderator, producer, fatal = _moderator(log, FakeEngine(answer), in_flight=1)
+    producer.auto = True
+
+    async def run() -> None:
+        batch = [_record(0, _event(0)), _record(1, _event(1)), _record(2, _event(2))]
+        admitting = asyncio.ensure_future(moderator.admit(batch))
+        await asyncio.sleep(0.1)  # offset 0 holds the slot, offset 1 waits for it
+        assert not admitting.done()
+        moderator.revoke([("chat.events", 0)])
+        moderator.assigned([("chat.events", 0)])  # the same partition, the next generation
+        release.set()
+        await asyncio.wait_for(admitting, 5)
+        await asyncio.sleep(0.2)
+        await moderator.drain(1)
+
+    asyncio.run(run())
+    assert fatal == []
+    assert not any(line.startswith("ack") for line in log), log
+    assert not any("e1" in line or "e2" in line for line in log), log  # not even moderated
 
 
 def test_a_decoder_bug_dead_letters_the_record(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,9 +16,16 @@ from streams.config import Settings
 TOPIC = "chat.events.intake-test"
 
 
+_APPS: list[Any] = []
+
+
 def _run(case: Callable[[], Coroutine[Any, Any, None]]) -> Callable[[], None]:
     def test() -> None:
-        asyncio.run(case())
+        try:
+            asyncio.run(case())
+        finally:  # Faust's consumer, never started here, made an event loop for its thread
+            while _APPS:
+                _APPS.pop().consumer._thread.thread_loop.close()
 
     test.__name__ = case.__name__
     return test
@@ -39,6 +46,7 @@ class _Event:
 
 async def _setup(*offsets: int, generation: int | None = None) -> tuple[Any, Any]:
     app = new_app(Settings().isolated("intake"))
+    _APPS.append(app)
     app.flow_control.resume()  # as after an assignment
     channel = app.topic(TOPIC, key_type=bytes, value_type=bytes).__aiter__()
     app.topics.acking_topics.add(TOPIC)
@@ -94,3 +102,22 @@ async def test_nothing_is_taken_while_a_rebalance_suspends_flow() -> None:
     app.flow_control.suspend()
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(queued_batches(app, channel, 10).__anext__(), 0.2)
+
+
+@_run
+async def test_faust_stopping_the_agent_ends_the_batches_cleanly() -> None:
+    app, channel = await _setup()
+    batches = queued_batches(app, channel, 10)
+    taking = asyncio.ensure_future(batches.__anext__())
+    await asyncio.sleep(0.05)
+    await channel.throw(StopAsyncIteration())  # how Faust stops an agent's actor
+    with pytest.raises(StopAsyncIteration):  # the iteration ends; not a RuntimeError (a "crash")
+        await asyncio.wait_for(taking, 5)
+
+
+@_run
+async def test_faust_monitor_sees_the_partitions_being_processed() -> None:
+    app, channel = await _setup(0)
+    assert (TOPIC, 0) not in app.monitor.stream_inbound_time
+    await asyncio.wait_for(queued_batches(app, channel, 10).__anext__(), 5)
+    assert (TOPIC, 0) in app.monitor.stream_inbound_time  # read by Faust's stall check
