@@ -190,7 +190,7 @@ class Assumptions:
     gpu_tokens_per_s: float
     gpu_source: str
     target_utilization: float = 0.7
-    worker_events_per_s: float = 1250.0
+    worker_events_per_s: float = 3200.0
     max_in_flight: int = 256
     verdict_latency_s: float = 5.0
 
@@ -324,7 +324,7 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--prompt-only-share", type=float, help="share of events without a response (default: data)"
     )
     p.add_argument("--chars-per-token", type=float, default=CHARS_PER_TOKEN, help="for --recorded (4.2)")
-    p.add_argument("--worker-events-per-s", type=float, default=1250.0, help="one worker's CPU limit (1250)")
+    p.add_argument("--worker-events-per-s", type=float, default=3200.0, help="one worker's CPU limit (3200)")
     p.add_argument("--max-in-flight", type=int, help="per worker (default GUARDSTREAM_BATCH_MAX_IN_FLIGHT)")
     p.add_argument(
         "--verdict-latency-s", type=float, default=5.0, help="engine time per verdict under load (5)"
