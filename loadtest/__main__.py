@@ -58,6 +58,10 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--requests", type=int, default=100, help="timed requests per kind of page")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("moderate", help="µs per event of the worker's moderation work in-process (no broker)")
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("findings", help="µs per harmful verdict for SIEM findings and privacy (no broker)")
     p.add_argument("--recorded", default="../shared/guardreasoner/predictions/3B/HarmBenchResponse")
     p.add_argument("--benchmark", default="../shared/guardreasoner/benchmark/0_5_harmbench_response.json")
@@ -114,6 +118,10 @@ def main() -> None:
         from loadtest.console import run as run_console
 
         result = run_console(args.rows, requests=args.requests)
+    elif args.command == "moderate":
+        from loadtest.moderate import run as run_moderate
+
+        result = run_moderate(args.events, args.rounds)
     elif args.command == "findings":
         from pathlib import Path
 
