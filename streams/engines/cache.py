@@ -64,7 +64,7 @@ class CachingEngine:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
         self._pending: dict[bytes, asyncio.Future[Generation]] = {}
-        self._settings: dict[GenerateOptions, bytes] = {}  # the key's settings part, per options
+        self._settings: dict[tuple[str, GenerateOptions], bytes] = {}  # the key's settings part
         self.hits = 0
         self.misses = 0
         self._report()
@@ -108,12 +108,13 @@ class CachingEngine:
         return self._bytes
 
     def _key(self, prompt: str, options: GenerateOptions) -> bytes:
-        settings = self._settings.get(options)
+        model = self._engine.model  # read per call: a remote engine learns its model's name at start
+        settings = self._settings.get((model, options))
         if settings is None:
             if len(self._settings) >= 64:  # a handful per worker; never unbounded
                 self._settings.clear()
-            settings = self._settings[options] = (
-                f"{self._engine.model}\0{PROMPT_VERSION}\0{options.max_tokens}\0{options.temperature}\0"
+            settings = self._settings[model, options] = (
+                f"{model}\0{PROMPT_VERSION}\0{options.max_tokens}\0{options.temperature}\0"
                 f"{options.top_p}\0{options.repetition_max_pattern}\0{options.repetition_min_count}\0"
                 f"{chr(1).join(options.stop)}\0"
             ).encode()

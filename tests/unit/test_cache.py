@@ -65,8 +65,10 @@ def test_a_different_model_or_setting_misses() -> None:
         await cache.generate("p", OPTIONS)
         await cache.generate("p", GenerateOptions(max_tokens=OPTIONS.max_tokens + 1))
         await cache.generate("p", GenerateOptions(repetition_min_count=3))
+        assert engine.calls == 3
         engine._model = "m2"  # a new model behind the same worker
         await cache.generate("p", OPTIONS)
+        assert engine.calls == 4  # the same options, another model: a miss
         await cache.generate("p", GenerateOptions(priority=7, timeout_s=5))  # not part of the output
 
     _run(run())
