@@ -69,10 +69,20 @@ def run_settings(bootstrap: str, engine: str, *, batch: BatchConfig | None = Non
 
 
 @contextmanager
-def started_worker(settings: Settings, log_path: Path, **env: str) -> Iterator[WorkerProcess]:
+def started_worker(
+    settings: Settings,
+    log_path: Path,
+    *,
+    module: str = "streams",
+    args: tuple[str, ...] = ("worker",),
+    ready: str = READY_LOG,
+    env: dict[str, str] | None = None,
+) -> Iterator[WorkerProcess]:
+    """Topics created, then ``python -m module args`` running until it logged ``ready``
+    (``guardstream worker`` by default; a benchmark's own worker otherwise)."""
     asyncio.run(ensure_topics(settings.kafka, settings.topics))
-    with WorkerProcess(settings, log_path=log_path, extra_env=env) as worker:
-        worker.wait_for_log(READY_LOG, 300)
+    with WorkerProcess(settings, log_path=log_path, extra_env=env, args=args, module=module) as worker:
+        worker.wait_for_log(ready, 300)
         yield worker
 
 

@@ -183,7 +183,7 @@ def _service(
             engine=replace(_config(max_tokens), spec=f"vllm:{model}"),
             cache=CacheConfig(enabled=False),
         )
-        with started_worker(settings, tmp / "worker.log", **VLLM_ENV):
+        with started_worker(settings, tmp / "worker.log", env=VLLM_ENV):
 
             async def timed() -> tuple[float, list[float]]:
                 archive = settings.topics.archive

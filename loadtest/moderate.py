@@ -36,13 +36,7 @@ __all__ = ["run"]
 
 async def _round(values: list[bytes], settings: Settings, policy: ModerationPolicy) -> dict[str, float]:
     engine = create_engine(EngineConfig(spec="fake:instant"), settings.cache)
-    outputs = Outputs(
-        settings.topics,
-        max_record_bytes=settings.kafka.max_record_bytes,
-        dlq_max_value_bytes=settings.policy.dlq_max_value_bytes,
-        findings=settings.findings.enabled(),
-        include_text=settings.privacy.include_text,
-    )
+    outputs = Outputs.from_settings(settings)
     clock = time.perf_counter
     spent = {"decode": 0.0, "moderate": 0.0, "records": 0.0}
     early = records = 0

@@ -165,7 +165,7 @@ def _pipeline(
     bootstrap: str, payloads: list[tuple[bytes, bytes]], log: Path, env: dict[str, str], batch: BatchConfig
 ) -> float:
     settings = run_settings(bootstrap, "fake:instant", batch=batch)
-    with started_worker(settings, log, **env):
+    with started_worker(settings, log, env=env):
         return asyncio.run(_timed(bootstrap, settings.topics.events, settings.topics.archive, payloads))
 
 
@@ -174,12 +174,9 @@ def _floor(
 ) -> float:
     """Events/s of the worker's Faust app and intake with no moderation (:mod:`loadtest.floor`)."""
     from loadtest.floor import READY
-    from streams.process import WorkerProcess
 
     settings = run_settings(bootstrap, "fake:instant", batch=batch)
-    asyncio.run(ensure_topics(settings.kafka, settings.topics))
-    with WorkerProcess(settings, log_path=log, args=(str(output_bytes),), module="loadtest.floor") as floor:
-        floor.wait_for_log(READY, 120)
+    with started_worker(settings, log, module="loadtest.floor", args=(str(output_bytes),), ready=READY):
         return asyncio.run(_timed(bootstrap, settings.topics.events, settings.topics.archive, payloads))
 
 

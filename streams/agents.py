@@ -199,15 +199,7 @@ class Moderator:
             probe_max_interval_s=settings.engine.probe_max_interval_s,
             max_delay_s=policy.outage_max_delay_s,
         )
-        self._routing: Routing = routing or LiveRouting(
-            Outputs(
-                settings.topics,
-                max_record_bytes=kafka.max_record_bytes,
-                dlq_max_value_bytes=policy.dlq_max_value_bytes,
-                findings=settings.findings.enabled(),
-                include_text=settings.privacy.include_text,
-            )
-        )
+        self._routing: Routing = routing or LiveRouting(Outputs.from_settings(settings))
         self._tracker = OffsetTracker(max_pending=batch.max_unacked)
         self._slots = asyncio.Semaphore(batch.max_in_flight)
         self._holding: set[Ticket] = set()  # tickets that hold a moderation slot

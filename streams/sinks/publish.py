@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streams.config import DLQ_KEY_BYTES, FindingFormat, TopicNames
+from streams.config import DLQ_KEY_BYTES, FindingFormat, Settings, TopicNames
 from streams.errors import ContractError, PublishError
 from streams.sinks.disclosure import Disclosure
 from streams.sinks.findings import Replay, ecs_finding, ocsf_finding, trace_id_from
@@ -154,6 +154,17 @@ class Outputs:
         self._dlq_max_value_bytes = dlq_max_value_bytes
         self._findings = tuple(findings)
         self._include_text = include_text
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Outputs:
+        """The live worker's outputs: its topics, record bounds, findings and privacy settings."""
+        return cls(
+            settings.topics,
+            max_record_bytes=settings.kafka.max_record_bytes,
+            dlq_max_value_bytes=settings.policy.dlq_max_value_bytes,
+            findings=settings.findings.enabled(),
+            include_text=settings.privacy.include_text,
+        )
 
     def for_verdict(
         self,
